@@ -1,0 +1,31 @@
+"""Defaults of Scalable Actor Critic (the ``algo.*`` config section)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from safenet.lagrange import LagrangeConfig
+
+
+@dataclass
+class SACConfig:
+    kappa: int = 1                  # truncation radius κ of the Q-functions (N_i^κ)
+    gamma: float = 0.7              # discount γ
+    # critic step size α_t = critic_h / (t + critic_t0), t = step inside the inner loop (Algorithm 1, line 6)
+    critic_h: float = 1.0
+    critic_t0: float = 2.0
+    warm_start: bool = True         # keep Q̂ across outer iterations (the paper's suggested extension)
+    # actor step size η_m = actor_lr / sqrt(m + 1) (Algorithm 1, line 12); decay "sqrt" or "none"
+    actor_lr: float = 5.0
+    actor_decay: str = "sqrt"
+    actor_decay_restart: int = 0    # restart the η_m schedule every this many iterations (0: never)
+    lagrange: LagrangeConfig = field(default_factory=LagrangeConfig)
+
+    def __post_init__(self) -> None:
+        if self.kappa < 0:
+            raise ValueError(f"algo.kappa must be >= 0, got {self.kappa}")
+        if not 0.0 <= self.gamma < 1.0:
+            raise ValueError(f"algo.gamma must be in [0, 1), got {self.gamma}")
+        if self.actor_decay not in ("sqrt", "none"):
+            raise ValueError(f"algo.actor_decay must be 'sqrt' or 'none', got {self.actor_decay!r}")
+        if self.lagrange.method not in ("gradient", "pid"):
+            raise ValueError(f"algo.lagrange.method must be 'gradient' or 'pid', got {self.lagrange.method!r}")

@@ -1,0 +1,191 @@
+"""The ``safenet`` command: plugins, train, eval, plot, config."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from .errors import SafenetError
+
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="safenet", description="Safe, networked, decentralized multi-agent RL.")
+    p.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    sp = sub.add_parser("plugins", help="list installed plugins, what they provide, and load errors")
+    sp.add_argument("--json", action="store_true", help="machine-readable output")
+    sp.add_argument("--traceback", action="store_true", help="show full tracebacks of failed plugins")
+
+    for name, helptext in (("train", "train an algorithm on an environment"), ("config", "print the resolved config")):
+        sp = sub.add_parser(name, help=helptext)
+        sp.add_argument("--algo", help="algorithm name (see `safenet plugins`)")
+        sp.add_argument("--env", help="environment name (see `safenet plugins`)")
+        sp.add_argument("--preset", help="a preset: configs/NAME.yaml or a YAML path")
+        sp.add_argument("--config", action="append", default=[], metavar="FILE", help="YAML config file (repeatable)")
+        sp.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. trainer.total_steps=20000")
+        if name == "train":
+            sp.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
+
+    sp = sub.add_parser("eval", help="evaluate a trained run deterministically")
+    sp.add_argument("run_dir")
+    sp.add_argument("--episodes", type=int, default=32)
+    sp.add_argument("--seed", type=int, default=12345)
+    sp.add_argument("--checkpoint", help="checkpoint file (default: the latest)")
+    sp.add_argument("--json", action="store_true")
+
+    sp = sub.add_parser("plot", help="plot reward and cost curves of runs (seeds aggregated)")
+    sp.add_argument("run_dirs", nargs="+")
+    sp.add_argument("-o", "--output", default="curves.png")
+    sp.add_argument("--eval", action="store_true", help="plot evaluation curves instead of training episodes")
+    return p
+
+
+def cmd_plugins(args) -> int:
+    from .plugins import get_plugin_manager
+    from rich.console import Console
+    from rich.table import Table
+
+    pm = get_plugin_manager()
+    if args.json:
+        print(json.dumps([{"name": i.name, "distribution": i.distribution, "version": i.version, "status": i.status,
+                           "algorithms": i.algorithms, "environments": i.environments, "error": i.error}
+                          for i in pm.infos], indent=2))
+        return 0
+    table = Table(title="safenet plugins")
+    for col in ("Plugin", "Distribution", "Version", "Status", "Provides"):
+        table.add_column(col)
+    for i in pm.infos:
+        status = {"active": "[green]active", "failed": "[red]failed", "disabled": "[yellow]disabled"}[i.status]
+        provides = i.provides if i.status == "active" else (i.error or "")
+        table.add_row(i.name, i.distribution, i.version, status, provides)
+    Console(width=max(100, Console().width)).print(table)
+    if not pm.infos:
+        print("no plugins installed (pip install safenet-grid safenet-scalable-ac, or see docs/writing-plugins.md)")
+    if args.traceback:
+        for i in pm.failed:
+            print(f"\n--- {i.name} ({i.distribution}) ---\n{i.traceback}")
+    return 0
+
+
+def _selection(args):
+    from .trainer import Selection
+
+    if not args.algo or not args.env:
+        raise SafenetError("both --algo and --env are required (see `safenet plugins` for the choices)")
+    return Selection.resolve(args.algo, args.env)
+
+
+def cmd_config(args) -> int:
+    from .config import to_yaml
+
+    sel = _selection(args)
+    cfg = sel.compose(preset=args.preset, files=args.config, overrides=args.overrides)
+    print(to_yaml(cfg), end="")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .trainer import resume_run, start_run
+
+    if args.resume:
+        if args.algo or args.env or args.config or args.preset:
+            raise SafenetError("--resume takes the run's own config; give only key=value overrides with it")
+        trainer = resume_run(args.resume, list(args.overrides))
+    else:
+        sel = _selection(args)
+        cfg = sel.compose(preset=args.preset, files=args.config, overrides=args.overrides)
+        trainer = start_run(sel, cfg, argv=sys.argv)
+        print(f"run directory: {trainer.run.dir}")
+        print(f"game: {trainer.spec.summary()}")
+    final = trainer.train()
+    print(f"finished at {trainer.env_steps} env steps; results in {trainer.run.dir}")
+    keys = [k for k in final if k.startswith(("rollout/ep_return", "eval/ep_return", "rollout/ep_cost/", "eval/ep_cost/", "limit/"))]
+    for k in keys:
+        print(f"  {k:32s} {final[k]:.4g}")
+    print(f"  metrics: {trainer.run.dir / 'metrics.csv'}; plot with: safenet plot {trainer.run.dir}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .config import from_yaml_text
+    from .runs import CONFIG_FILE, Run, is_run_dir, load_checkpoint
+    from .trainer import Selection, evaluate, make_algorithm, make_game
+
+    path = Path(args.run_dir)
+    if not is_run_dir(path):
+        raise SafenetError(f"{path}: not a safenet run directory (it needs config.yaml and meta.json)")
+    meta = json.loads((path / "meta.json").read_text())
+    sel = Selection.resolve(meta["algo"], meta["env"])
+    cfg = from_yaml_text((path / CONFIG_FILE).read_text(), sel.algo, sel.env)
+    run = Run.__new__(Run)
+    run.dir = path
+    ckpt = Path(args.checkpoint) if args.checkpoint else Run.latest_checkpoint(run)
+    if ckpt is None:
+        raise SafenetError(f"{path}: no checkpoint to evaluate yet")
+    if args.episodes <= 0:
+        raise SafenetError(f"--episodes must be positive, got {args.episodes}")
+    state = load_checkpoint(ckpt)
+    game = make_game(sel, cfg, min(args.episodes, 64), args.seed)
+    algo = make_algorithm(sel, game.spec, cfg)
+    algo.load_state_dict(state["algo"])
+    res = evaluate(algo, game, args.episodes, seed=args.seed)
+    spec = game.spec
+    limits = spec.cost_limit_array()
+    if args.json:
+        print(json.dumps({"checkpoint": str(ckpt), "env_steps": int(state["env_steps"]), **res}, indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{sel.algo.name} on {sel.env_name}: {args.episodes} deterministic episodes "
+                        f"({ckpt.name}, {int(state['env_steps'])} env steps)")
+    for col in ("metric", "value", "limit", "within limit"):
+        table.add_column(col)
+    table.add_row("episode reward (mean over agents)", f"{res['eval/ep_return']:.4f}", "", "")
+    for j, c in enumerate(spec.cost_names):
+        lim = float(limits[spec.cost_mask()[:, j], j].mean())
+        mean, worst = res[f"eval/ep_cost/{c}"], res[f"eval/ep_cost_max/{c}"]
+        table.add_row(f"episode cost {c} (mean over agents)", f"{mean:.4f}", f"{lim:.4g}", "yes" if mean <= lim else "NO")
+        table.add_row(f"episode cost {c} (worst agent)", f"{worst:.4f}", f"{lim:.4g}", "yes" if worst <= lim else "NO")
+    Console(width=max(100, Console().width)).print(table)
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from .plot import plot_runs
+
+    out = plot_runs(args.run_dirs, args.output, prefix="eval" if args.eval else "rollout")
+    print(f"wrote {out}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from . import __version__
+
+        print(f"safenet {__version__}")
+        return 0
+    if not args.command:
+        parser.print_help()
+        return EXIT_USAGE
+    handler = {"plugins": cmd_plugins, "train": cmd_train, "config": cmd_config, "eval": cmd_eval, "plot": cmd_plot}[args.command]
+    try:
+        return handler(args)
+    except SafenetError as exc:
+        print(f"safenet {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

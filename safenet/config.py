@@ -1,0 +1,204 @@
+"""Layered run configuration (omegaconf, no Hydra).
+
+Layers, lowest first — each merged on its own so an error can name its layer:
+
+1. core defaults (:class:`TrainerConfig`, :class:`RunSection`, ``seed``);
+2. the algorithm's config dataclass (``algo.*``) and its suggested ``overrides``;
+3. the environment's config dataclass (``env.*``), the values its name implies, its ``defaults``
+   and suggested ``overrides`` (``algo.*`` suggestions apply only to keys the algorithm has);
+4. a preset (``--preset NAME``: ``configs/NAME.yaml``, or a path);
+5. each ``--config FILE``;
+6. ``key=value`` overrides from the command line.
+
+The schema is structured (typed dataclasses), so unknown keys and wrong types fail with the key's
+full path before anything runs.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from .errors import ConfigError, close_matches
+from .specs import AlgorithmSpec, EnvSpec
+
+
+@dataclass
+class TrainerConfig:
+    """The training loop (core defaults)."""
+
+    total_steps: int = 100_000          # environment steps (summed over the n_envs copies)
+    n_envs: int = 8                     # copies of the game stepped together
+    rollout_steps: int = 0              # steps per copy per iteration; 0: the algorithm's choice
+    eval_every: int = 10                # iterations between deterministic evaluations (0: never)
+    eval_episodes: int = 16
+    checkpoint_every: int = 10          # iterations between checkpoints (one is always written at the end)
+    keep_checkpoints: int = 3
+    device: str = "cpu"
+    torch_threads: int = 0              # 0: leave torch's default
+
+
+@dataclass
+class RunSection:
+    """Where and how a run is recorded."""
+
+    dir: str = "runs"                   # parent folder of run directories
+    name: str = ""                      # run directory name; empty: <date>-<algo>-<env>-s<seed>
+    tensorboard: bool = True            # write TensorBoard events when tensorboard is installed
+    progress: str = "auto"              # auto | bar | plain | none
+    log_interval_s: float = 10.0        # seconds between plain progress lines
+
+
+CORE_SECTIONS = ("seed", "trainer", "run", "algo", "env")
+
+
+def _schema(algo: AlgorithmSpec, env: EnvSpec) -> DictConfig:
+    root = dataclasses.make_dataclass("RunConfig", [
+        ("seed", int, field(default=0)),
+        ("algo", algo.config, field(default_factory=algo.config)),
+        ("env", env.config, field(default_factory=env.config)),
+        ("trainer", TrainerConfig, field(default_factory=TrainerConfig)),
+        ("run", RunSection, field(default_factory=RunSection)),
+    ])
+    return OmegaConf.structured(root)
+
+
+def _all_keys(cfg: Any, prefix: str = "") -> list[str]:
+    out = []
+    if isinstance(cfg, DictConfig):
+        for k in cfg.keys():
+            path = f"{prefix}{k}"
+            out.append(path)
+            out.extend(_all_keys(cfg._get_node(k), path + "."))
+    return out
+
+
+def _merge(cfg: DictConfig, layer: Any, layer_name: str) -> DictConfig:
+    try:
+        return OmegaConf.merge(cfg, layer)  # type: ignore[return-value]
+    except OmegaConfBaseException as exc:
+        raise _as_config_error(exc, cfg, layer_name) from None
+
+
+def _as_config_error(exc: OmegaConfBaseException, cfg: DictConfig, layer_name: str) -> ConfigError:
+    key = getattr(exc, "full_key", None) or getattr(exc, "key", None) or "?"
+    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    kind = type(exc).__name__
+    if kind == "ConfigKeyError" or "not in struct" in msg or "Key '" in msg and "not in" in msg:
+        near = close_matches(str(key), _all_keys(cfg))
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        section = str(key).split(".")[0]
+        valid = [k for k in _all_keys(cfg) if "." in str(key) and k.startswith(section + ".") and k.count(".") == 1]
+        listing = f"; valid keys in {section!r}: {', '.join(k.split('.', 1)[1] for k in valid)}" if valid else ""
+        return ConfigError(f"{layer_name}: unknown config key {key!r}{hint}{listing}")
+    return ConfigError(f"{layer_name}: bad value for {key!r}: {msg}")
+
+
+def _only_known(suggestions: Mapping[str, Any], section: DictConfig) -> dict:
+    return {k: v for k, v in suggestions.items() if k in section}
+
+
+def find_preset(name: str, search: Sequence[Path] = ()) -> Path:
+    """``configs/NAME.yaml`` (searched from the current folder up) or a path to a YAML file."""
+    p = Path(name)
+    if p.suffix in (".yaml", ".yml") and p.exists():
+        return p
+    candidates = []
+    for base in [*search, Path.cwd(), *Path.cwd().parents, Path(__file__).resolve().parents[1]]:
+        c = base / "configs" / f"{name}.yaml"
+        candidates.append(c)
+        if c.exists():
+            return c
+    available = sorted({c.stem for base in [Path.cwd(), Path(__file__).resolve().parents[1]]
+                        for c in (base / "configs").glob("*.yaml")})
+    near = close_matches(name, available)
+    hint = f" (did you mean {near[0]!r}?)" if near else ""
+    raise ConfigError(f"unknown preset {name!r}{hint}; presets in configs/: {', '.join(available) or '(none)'}")
+
+
+def load_yaml(path: str | Path, what: str) -> DictConfig:
+    try:
+        loaded = OmegaConf.load(path)
+    except FileNotFoundError:
+        raise ConfigError(f"{what}: file not found: {path}") from None
+    except Exception as exc:  # yaml errors
+        raise ConfigError(f"{what}: cannot parse {path}: {exc}") from None
+    if not isinstance(loaded, DictConfig):
+        raise ConfigError(f"{what}: {path} must hold a mapping of config keys")
+    return loaded
+
+
+def parse_overrides(overrides: Iterable[str]) -> DictConfig:
+    items = list(overrides)
+    for item in items:
+        if "=" not in item or item.startswith("="):
+            raise ConfigError(f"override {item!r} must look like key=value (e.g. trainer.total_steps=20000)")
+    try:
+        return OmegaConf.from_dotlist(items)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"command line: cannot parse overrides: {exc}") from None
+
+
+def compose(algo: AlgorithmSpec, env: EnvSpec, *, implied: Mapping[str, Any] | None = None,
+            preset: str | None = None, files: Sequence[str] = (), overrides: Sequence[str] = ()) -> DictConfig:
+    """Build the resolved run config (see the module docstring for the layer order)."""
+    cfg = _schema(algo, env)
+    OmegaConf.set_struct(cfg, True)
+    algo_over = dict(algo.overrides)
+    if algo_over:
+        cfg = _merge(cfg, {k: v for k, v in algo_over.items() if k != "env"}, f"algorithm {algo.name!r} defaults")
+    env_layer: dict[str, Any] = {"env": {**dict(env.defaults), **dict(implied or {})}}
+    for section, values in dict(env.overrides).items():
+        if section == "algo":
+            env_layer["algo"] = _only_known(values, cfg.algo)
+        else:
+            env_layer[section] = values
+    cfg = _merge(cfg, env_layer, f"environment {env.name!r} defaults")
+    if preset:
+        path = find_preset(preset)
+        cfg = _merge(cfg, load_yaml(path, f"preset {preset!r}"), f"preset {path}")
+    for f in files:
+        cfg = _merge(cfg, load_yaml(f, f"--config {f}"), f"--config {f}")
+    if overrides:
+        cfg = _merge(cfg, parse_overrides(overrides), "command line")
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: DictConfig) -> None:
+    """Missing values and dataclass ``__post_init__`` checks, as :class:`ConfigError`."""
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ConfigError(f"config keys without a value: {', '.join(missing)}")
+    try:
+        OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as exc:
+        raise _as_config_error(exc, cfg, "config") from None
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"config: {exc}") from None
+    t = cfg.trainer
+    for key in ("total_steps", "n_envs"):
+        if t[key] <= 0:
+            raise ConfigError(f"trainer.{key} must be positive, got {t[key]}")
+    if cfg.run.progress not in ("auto", "bar", "plain", "none"):
+        raise ConfigError(f"run.progress must be one of auto, bar, plain, none; got {cfg.run.progress!r}")
+
+
+def section_object(section: DictConfig) -> Any:
+    """The dataclass instance behind a config section (``cfg.algo`` → the algorithm's config)."""
+    return OmegaConf.to_object(section)
+
+
+def to_yaml(cfg: DictConfig) -> str:
+    return OmegaConf.to_yaml(cfg, resolve=True)
+
+
+def from_yaml_text(text: str, algo: AlgorithmSpec, env: EnvSpec) -> DictConfig:
+    """Re-create a typed config from a saved ``config.yaml`` (used by resume and eval)."""
+    cfg = _schema(algo, env)
+    OmegaConf.set_struct(cfg, True)
+    return _merge(cfg, OmegaConf.create(text), "saved config.yaml")

@@ -1,0 +1,94 @@
+"""Learning curves from run directories: reward and cost vs env steps, seeds as mean ± std."""
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections import defaultdict
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .errors import SafenetError
+from .runs import METRICS_FILE, is_run_dir
+
+
+def _read(path: Path) -> dict[str, np.ndarray]:
+    with open(path / METRICS_FILE, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        return {}
+    cols = {}
+    for k in rows[0]:
+        vals = [r.get(k, "") for r in rows]
+        cols[k] = np.array([float(v) if v not in ("", None) else np.nan for v in vals])
+    return cols
+
+
+def _group_name(path: Path) -> str:
+    meta = json.loads((path / "meta.json").read_text())
+    return f"{meta.get('algo')} on {meta.get('env')}"
+
+
+def aggregate(xs: list[np.ndarray], ys: list[np.ndarray], points: int = 100) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Interpolate each seed's curve on a common grid of env steps; mean and std across seeds."""
+    lo = max(x.min() for x in xs)
+    hi = min(x.max() for x in xs)
+    grid = np.linspace(lo, hi, points) if hi > lo else np.array([lo])
+    stack = np.stack([np.interp(grid, x, y) for x, y in zip(xs, ys)])
+    return grid, stack.mean(0), stack.std(0)
+
+
+def plot_runs(run_dirs: Sequence[str | Path], out: str | Path, prefix: str = "rollout") -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups: dict[str, list[dict[str, np.ndarray]]] = defaultdict(list)
+    for d in run_dirs:
+        p = Path(d)
+        if not is_run_dir(p) or not (p / METRICS_FILE).exists():
+            raise SafenetError(f"{p}: not a safenet run directory with {METRICS_FILE}")
+        data = _read(p)
+        if data:
+            groups[_group_name(p)].append(data)
+    if not groups:
+        raise SafenetError("no metrics to plot yet")
+    cost_keys = sorted({k.split("/", 2)[2] for g in groups.values() for d in g for k in d
+                        if re.fullmatch(rf"{prefix}/ep_cost/[^/]+", k)})
+    panels = ["return", *cost_keys]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        key = f"{prefix}/ep_return" if panel == "return" else f"{prefix}/ep_cost/{panel}"
+        for name, runs in sorted(groups.items()):
+            xs, ys = [], []
+            for d in runs:
+                if key in d:
+                    ok = ~np.isnan(d[key])
+                    if ok.sum() >= 1:
+                        xs.append(d["env_steps"][ok])
+                        ys.append(d[key][ok])
+            if not xs:
+                continue
+            grid, mean, std = aggregate(xs, ys)
+            label = f"{name} ({len(xs)} seed{'s' if len(xs) > 1 else ''})"
+            line, = ax.plot(grid, mean, label=label)
+            if len(xs) > 1:
+                ax.fill_between(grid, mean - std, mean + std, alpha=0.2, color=line.get_color())
+        if panel != "return":
+            limits = [np.nanmean(d[f"limit/{panel}"]) for rs in groups.values() for d in rs if f"limit/{panel}" in d]
+            if limits:
+                ax.axhline(float(np.mean(limits)), color="black", linestyle="--", label="cost limit")
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel("episode reward (mean over agents)" if panel == "return" else f"episode cost: {panel}")
+        ax.set_title("reward" if panel == "return" else f"cost: {panel}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

@@ -1,0 +1,257 @@
+"""The training loop: collect → update → log → evaluate → checkpoint."""
+from __future__ import annotations
+
+import random
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from . import __version__, config as cfgmod
+from .algorithm import Algorithm
+from .errors import IncompatibleError, SafenetError
+from .game import BatchedGame, GameSpec
+from .plugins import PluginManager, get_plugin_manager
+from .progress import Progress, describe
+from .rollout import Collector, EpisodeStats
+from .runs import Run, load_checkpoint, new_run_dir
+from .specs import AlgorithmSpec, EnvSpec
+
+
+@dataclass
+class Selection:
+    """An algorithm and an environment picked from the registries, with the names users typed."""
+
+    algo: AlgorithmSpec
+    env: EnvSpec
+    algo_name: str
+    env_name: str
+    implied: dict
+
+    @classmethod
+    def resolve(cls, algo: str, env: str, pm: PluginManager | None = None) -> "Selection":
+        pm = pm or get_plugin_manager()
+        a = pm.algorithm(algo)
+        e, implied = pm.environment(env)
+        why = a.incompatibility(e.tags)
+        if why:
+            raise IncompatibleError(f"cannot train {a.name!r} on {env!r}: {why}")
+        return cls(a, e, a.name, env, implied)
+
+    def compose(self, **kwargs) -> DictConfig:
+        return cfgmod.compose(self.algo, self.env, implied=self.implied, **kwargs)
+
+
+def make_game(sel: Selection, cfg: DictConfig, num_envs: int, seed: int) -> BatchedGame:
+    factory = sel.env.load()
+    game = factory(cfgmod.section_object(cfg.env), num_envs=num_envs, seed=seed)
+    missing = sel.algo.requires - game.spec.tags
+    if missing:  # the env's declared tags were wrong; still refuse before training
+        raise IncompatibleError(f"cannot train {sel.algo.name!r} on {sel.env_name!r}: the game lacks {sorted(missing)}")
+    return game
+
+
+def make_algorithm(sel: Selection, spec: GameSpec, cfg: DictConfig) -> Algorithm:
+    cls = sel.algo.load()
+    return cls(spec, cfgmod.section_object(cfg.algo), seed=int(cfg.seed), device=cfg.trainer.device)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def episode_metrics(stats: EpisodeStats, spec: GameSpec, prefix: str) -> dict[str, float]:
+    """Team episode return (mean over agents of each agent's episode return) and costs per constraint."""
+    out: dict[str, float] = {}
+    if not len(stats):
+        return out
+    ret = np.stack(stats.returns)              # [E, n]
+    out[f"{prefix}/ep_return"] = float(ret.mean())
+    out[f"{prefix}/ep_length"] = float(np.mean(stats.lengths))
+    if spec.max_costs:
+        cost = np.stack(stats.costs)           # [E, n, m]
+        mask = spec.cost_mask()
+        for j, name in enumerate(spec.cost_names):
+            per_agent = cost[:, mask[:, j], j].mean(axis=0)   # mean episode cost of each constrained agent
+            out[f"{prefix}/ep_cost/{name}"] = float(per_agent.mean())
+            out[f"{prefix}/ep_cost_max/{name}"] = float(per_agent.max())
+    return out
+
+
+def evaluate(algo: Algorithm, game: BatchedGame, episodes: int, seed: int) -> dict[str, float]:
+    """Deterministic evaluation over at least ``episodes`` complete episodes."""
+    collector = Collector(game, seed=seed)
+    stats = EpisodeStats()
+    while len(stats) < episodes:
+        _, s = collector.collect(algo, game.spec.episode_length, deterministic=True)
+        stats.returns += s.returns
+        stats.costs += s.costs
+        stats.lengths += s.lengths
+    stats.returns, stats.costs, stats.lengths = stats.returns[:episodes], stats.costs[:episodes], stats.lengths[:episodes]
+    return episode_metrics(stats, game.spec, "eval")
+
+
+class Trainer:
+    """Runs one training run in a run directory (fresh or resumed)."""
+
+    def __init__(self, sel: Selection, cfg: DictConfig, run: Run, pm: PluginManager | None = None) -> None:
+        self.sel, self.cfg, self.run = sel, cfg, run
+        self.pm = pm or get_plugin_manager()
+        t = cfg.trainer
+        if t.torch_threads:
+            torch.set_num_threads(int(t.torch_threads))
+        seed_everything(int(cfg.seed))
+        self.game = make_game(sel, cfg, int(t.n_envs), int(cfg.seed))
+        self.spec = self.game.spec
+        self.algo = make_algorithm(sel, self.spec, cfg)
+        self.rollout_steps = int(t.rollout_steps) or int(getattr(self.algo, "rollout_steps", 128))
+        self.collector = Collector(self.game, seed=int(cfg.seed))
+        self.eval_game: BatchedGame | None = None
+        self.env_steps = 0
+        self.iteration = 0
+        self._stop_signal: int | None = None
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {"algo": self.algo.state_dict(), "env_steps": self.env_steps, "iteration": self.iteration,
+                "torch_rng": torch.get_rng_state(), "config_yaml": cfgmod.to_yaml(self.cfg),
+                "safenet_version": __version__}
+
+    def checkpoint(self) -> Path:
+        path = self.run.save_checkpoint(self.state(), self.env_steps, keep=int(self.cfg.trainer.keep_checkpoints))
+        self.pm.hook.safenet_checkpoint_saved(run=self.run, path=str(path), env_steps=self.env_steps)
+        return path
+
+    def restore(self, path: Path) -> None:
+        state = load_checkpoint(path)
+        self.algo.load_state_dict(state["algo"])
+        self.env_steps, self.iteration = int(state["env_steps"]), int(state["iteration"])
+        torch.set_rng_state(state["torch_rng"])
+        dropped = self.run.metrics.truncate_after(self.env_steps)
+        if dropped:
+            print(f"resume: dropped {dropped} metrics rows logged after the checkpoint at {self.env_steps} steps")
+        # copies start fresh episodes, seeded by the position in the run
+        self.collector.restart(seed=int(self.cfg.seed) * 100_003 + self.iteration)
+
+    # -- the loop -------------------------------------------------------------------------------
+    def _on_signal(self, signum, frame) -> None:  # noqa: ARG002
+        if self._stop_signal is not None:
+            raise KeyboardInterrupt
+        self._stop_signal = signum
+
+    def train(self) -> dict[str, float]:
+        cfg, t, spec = self.cfg, self.cfg.trainer, self.spec
+        total = int(t.total_steps)
+        handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        limits = spec.cost_limit_array()
+        mask = spec.cost_mask()
+        limit_row = {f"limit/{c}": float(limits[mask[:, j], j].mean()) for j, c in enumerate(spec.cost_names)}
+        progress = Progress(total, self.env_steps, mode=cfg.run.progress, interval_s=cfg.run.log_interval_s,
+                            title=f"{self.sel.algo_name} on {self.sel.env_name}")
+        self.pm.hook.safenet_run_start(run=self.run, config=cfgmod.OmegaConf.to_container(cfg, resolve=True))
+        status, error, last_row = "completed", None, {}
+        last: dict[str, float] = {}
+        try:
+            while self.env_steps < total and self._stop_signal is None:
+                t0 = time.perf_counter()
+                rollout, stats = self.collector.collect(self.algo, self.rollout_steps)
+                t1 = time.perf_counter()
+                train_metrics = self.algo.update(rollout)
+                t2 = time.perf_counter()
+                self.env_steps += rollout.steps
+                self.iteration += 1
+                row: dict[str, float] = {"env_steps": self.env_steps, "iteration": self.iteration}
+                ep = episode_metrics(stats, spec, "rollout")
+                last.update(ep)
+                row.update(ep)
+                row.update(limit_row)
+                row.update({k: float(v) for k, v in train_metrics.items()})
+                row.update({f"comm/{k}": float(v) for k, v in self.algo.communication().items()})
+                row["time/fps"] = rollout.steps / max(t2 - t0, 1e-9)
+                row["time/collect_s"] = t1 - t0
+                row["time/update_s"] = t2 - t1
+                if t.eval_every and (self.iteration % int(t.eval_every) == 0 or self.env_steps >= total):
+                    ev = self.evaluate(int(t.eval_episodes))
+                    row.update(ev)
+                    self.pm.hook.safenet_evaluation_end(run=self.run, env_steps=self.env_steps, metrics=ev)
+                self.run.log(row)
+                last_row = row
+                self.pm.hook.safenet_iteration_end(run=self.run, iteration=self.iteration,
+                                                   env_steps=self.env_steps, metrics=row)
+                if t.checkpoint_every and self.iteration % int(t.checkpoint_every) == 0:
+                    self.checkpoint()
+                progress.update(self.env_steps, describe({**last, **row}, list(spec.cost_names)))
+            if self._stop_signal is not None:
+                status = "interrupted"
+            self.checkpoint()
+        except BaseException as exc:
+            status, error = ("interrupted", None) if isinstance(exc, KeyboardInterrupt) else ("failed", exc)
+            raise
+        finally:
+            progress.update(self.env_steps, describe({**last, **last_row}, list(spec.cost_names)), force=True)
+            progress.close()
+            for s, h in handlers.items():
+                signal.signal(s, h)
+            self.pm.hook.safenet_run_end(run=self.run, status=status, error=error)
+            self.run.close()
+        return {**last, **last_row}
+
+    def evaluate(self, episodes: int) -> dict[str, float]:
+        if self.eval_game is None:
+            n = min(int(self.cfg.trainer.n_envs), episodes)
+            self.eval_game = make_game(self.sel, self.cfg, n, int(self.cfg.seed) + 7919)
+        return evaluate(self.algo, self.eval_game, episodes, seed=int(self.cfg.seed) + 7919 + self.iteration)
+
+
+def start_run(sel: Selection, cfg: DictConfig, argv: list[str] | None = None, pm: PluginManager | None = None) -> Trainer:
+    pm = pm or get_plugin_manager()
+    path = new_run_dir(cfg.run.dir, sel.algo.name, cfgmod_name(sel.env_name), int(cfg.seed), cfg.run.name)
+    run = Run(path, tensorboard=bool(cfg.run.tensorboard))
+    run.write_config(cfgmod.to_yaml(cfg))
+    plugins = {i.distribution: i.version for i in pm.infos}
+    run.write_meta({"algo": sel.algo.name, "env": sel.env_name, "safenet": __version__, "plugins": plugins,
+                    "algo_plugin": getattr(pm.plugin_of(sel.algo), "distribution", None),
+                    "env_plugin": getattr(pm.plugin_of(sel.env), "distribution", None)})
+    return Trainer(sel, cfg, run, pm)
+
+
+def cfgmod_name(env_name: str) -> str:
+    return env_name.replace(":", "_").replace("/", "_")
+
+
+def resume_run(path: str | Path, overrides: list[str] = (), pm: PluginManager | None = None) -> Trainer:
+    from .runs import CONFIG_FILE, is_run_dir
+
+    pm = pm or get_plugin_manager()
+    path = Path(path)
+    if not path.is_dir():
+        raise SafenetError(f"--resume {path}: no such directory")
+    if not is_run_dir(path):
+        raise SafenetError(f"--resume {path}: not a safenet run directory (it needs {CONFIG_FILE} and meta.json)")
+    run_probe = Run.__new__(Run)
+    run_probe.dir = path
+    meta = run_probe.meta()
+    sel = Selection.resolve(meta["algo"], meta["env"], pm)
+    cfg = cfgmod.from_yaml_text((path / CONFIG_FILE).read_text(), sel.algo, sel.env)
+    if overrides:
+        cfg = cfgmod._merge(cfg, cfgmod.parse_overrides(overrides), "command line")
+        cfgmod.validate(cfg)
+    run = Run(path, resumed=True, tensorboard=bool(cfg.run.tensorboard))
+    trainer = Trainer(sel, cfg, run, pm)
+    ckpt = run.latest_checkpoint()
+    if ckpt is None:
+        print(f"resume: {path} has no checkpoint yet; starting from the beginning")
+        run.metrics.truncate_after(0)
+    else:
+        trainer.restore(ckpt)
+        print(f"resume: continuing from {ckpt.name} at {trainer.env_steps} env steps")
+    if overrides:
+        run.write_config(cfgmod.to_yaml(cfg))
+    return trainer

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Create or refresh the virtual environment (.venv) and install safenet with every plugin in
+# plugins/ and envs/ (editable), pinned by constraints.txt (torch==2.13.0: the local CPU build).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+VENV=${SAFENET_VENV:-.venv}
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PY" -m venv "$VENV"
+fi
+PIP="$VENV/bin/python -m pip"
+$PIP install -q --upgrade pip >/dev/null 2>&1 || true
+# torch first, pinned, so nothing later pulls a CUDA build
+$PIP install -q -c constraints.txt "torch==2.13.0"
+targets=(-e ".[test,tensorboard]")
+for d in envs/*/ plugins/*/; do
+  [ -f "$d/pyproject.toml" ] && targets+=(-e "$d")
+done
+$PIP install -q -c constraints.txt "${targets[@]}"
+echo "safenet installed in $VENV with: $(ls -d envs/*/ plugins/*/ 2>/dev/null | tr '\n' ' ')"
