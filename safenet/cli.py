@@ -37,6 +37,10 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--episodes", type=int, default=32)
     sp.add_argument("--seed", type=int, default=12345)
     sp.add_argument("--checkpoint", help="checkpoint file (default: the latest)")
+    mode = sp.add_mutually_exclusive_group()
+    mode.add_argument("--deterministic", dest="deterministic", action="store_true", default=None,
+                      help="greedy actions (the default unless the run's trainer.eval_deterministic is false)")
+    mode.add_argument("--stochastic", dest="deterministic", action="store_false", help="sample the policy")
     sp.add_argument("--json", action="store_true")
 
     sp = sub.add_parser("plot", help="plot reward and cost curves of runs (seeds aggregated)")
@@ -105,7 +109,7 @@ def cmd_train(args) -> int:
         print(f"game: {trainer.spec.summary()}")
     final = trainer.train()
     print(f"finished at {trainer.env_steps} env steps; results in {trainer.run.dir}")
-    keys = [k for k in final if k.startswith(("rollout/ep_return", "eval/ep_return", "rollout/ep_cost/", "eval/ep_cost/", "limit/"))]
+    keys = [k for k in final if k.startswith(("rollout/ep_return", "rollout/ep_disc_return", "eval/ep_return", "eval/ep_disc_return", "rollout/ep_cost/", "eval/ep_cost/", "limit/"))]
     for k in keys:
         print(f"  {k:32s} {final[k]:.4g}")
     print(f"  metrics: {trainer.run.dir / 'metrics.csv'}; plot with: safenet plot {trainer.run.dir}")
@@ -115,7 +119,7 @@ def cmd_train(args) -> int:
 def cmd_eval(args) -> int:
     from .config import from_yaml_text
     from .runs import CONFIG_FILE, Run, is_run_dir, load_checkpoint
-    from .trainer import Selection, evaluate, make_algorithm, make_game
+    from .trainer import Selection, algo_gamma, evaluate, make_algorithm, make_game
 
     path = Path(args.run_dir)
     if not is_run_dir(path):
@@ -134,7 +138,8 @@ def cmd_eval(args) -> int:
     game = make_game(sel, cfg, min(args.episodes, 64), args.seed)
     algo = make_algorithm(sel, game.spec, cfg)
     algo.load_state_dict(state["algo"])
-    res = evaluate(algo, game, args.episodes, seed=args.seed)
+    deterministic = bool(cfg.trainer.eval_deterministic) if args.deterministic is None else args.deterministic
+    res = evaluate(algo, game, args.episodes, seed=args.seed, deterministic=deterministic, gamma=algo_gamma(cfg))
     spec = game.spec
     limits = spec.cost_limit_array()
     if args.json:
@@ -143,11 +148,14 @@ def cmd_eval(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{sel.algo.name} on {sel.env_name}: {args.episodes} deterministic episodes "
+    how = "deterministic" if deterministic else "stochastic"
+    table = Table(title=f"{sel.algo.name} on {sel.env_name}: {args.episodes} {how} episodes "
                         f"({ckpt.name}, {int(state['env_steps'])} env steps)")
     for col in ("metric", "value", "limit", "within limit"):
         table.add_column(col)
     table.add_row("episode reward (mean over agents)", f"{res['eval/ep_return']:.4f}", "", "")
+    if "eval/ep_disc_return" in res:
+        table.add_row("discounted episode reward (mean over agents)", f"{res['eval/ep_disc_return']:.4f}", "", "")
     for j, c in enumerate(spec.cost_names):
         lim = float(limits[spec.cost_mask()[:, j], j].mean())
         mean, worst = res[f"eval/ep_cost/{c}"], res[f"eval/ep_cost_max/{c}"]

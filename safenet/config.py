@@ -34,9 +34,11 @@ class TrainerConfig:
     total_steps: int = 100_000          # environment steps (summed over the n_envs copies)
     n_envs: int = 8                     # copies of the game stepped together
     rollout_steps: int = 0              # steps per copy per iteration; 0: the algorithm's choice
-    eval_every: int = 10                # iterations between deterministic evaluations (0: never)
+    eval_every_steps: int = 20_000      # env steps between evaluations (0: only at the end; -1: never)
     eval_episodes: int = 16
-    checkpoint_every: int = 10          # iterations between checkpoints (one is always written at the end)
+    eval_deterministic: bool = True     # greedy actions in evaluation (false: sample the policy)
+    checkpoint_every: int = 0           # iterations between checkpoints; 0: every checkpoint_interval_s
+    checkpoint_interval_s: float = 30.0 # seconds between checkpoints when checkpoint_every is 0
     keep_checkpoints: int = 3
     device: str = "cpu"
     torch_threads: int = 0              # 0: leave torch's default

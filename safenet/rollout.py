@@ -46,6 +46,7 @@ class EpisodeStats:
     """Totals of the episodes that ended during a collection (per agent)."""
 
     returns: list[np.ndarray] = field(default_factory=list)   # each [n]
+    disc_returns: list[np.ndarray] = field(default_factory=list)  # each [n], discounted by the collector's gamma
     costs: list[np.ndarray] = field(default_factory=list)     # each [n, m]
     lengths: list[int] = field(default_factory=list)
 
@@ -56,14 +57,16 @@ class EpisodeStats:
 class Collector:
     """Steps a :class:`BatchedGame` with an algorithm's ``act`` and records a :class:`Rollout`."""
 
-    def __init__(self, game: BatchedGame, seed: int | None = None) -> None:
+    def __init__(self, game: BatchedGame, seed: int | None = None, gamma: float | None = None) -> None:
         self.game = game
+        self.gamma = gamma
         spec = game.spec
         B = game.num_envs
         self.obs, self.info = game.reset(seed=seed)
         self._ep_return = np.zeros((B, spec.n))
         self._ep_cost = np.zeros((B, spec.n, spec.max_costs))
         self._ep_len = np.zeros(B, dtype=np.int64)
+        self._ep_disc = np.zeros((B, spec.n))
 
     def restart(self, seed: int | None) -> None:
         """Start fresh episodes in every copy (used after loading a checkpoint)."""
@@ -71,6 +74,7 @@ class Collector:
         self._ep_return[:] = 0
         self._ep_cost[:] = 0
         self._ep_len[:] = 0
+        self._ep_disc[:] = 0
 
     def collect(self, algo: "Algorithm", steps: int, deterministic: bool = False) -> tuple[Rollout, EpisodeStats]:
         game, spec = self.game, self.game.spec
@@ -109,6 +113,8 @@ class Collector:
                     np.where(done[:, None], info.get("final_state", state2), state2) if done.any() else state2)
                 state = state2
             # episode bookkeeping
+            if self.gamma is not None:
+                self._ep_disc += reward * self.gamma ** self._ep_len[:, None]
             self._ep_return += reward
             self._ep_cost += cost
             self._ep_len += 1
@@ -116,6 +122,9 @@ class Collector:
                 stats.returns.append(self._ep_return[b].copy())
                 stats.costs.append(self._ep_cost[b].copy())
                 stats.lengths.append(int(self._ep_len[b]))
+                if self.gamma is not None:
+                    stats.disc_returns.append(self._ep_disc[b].copy())
+                    self._ep_disc[b] = 0
                 self._ep_return[b] = 0
                 self._ep_cost[b] = 0
                 self._ep_len[b] = 0

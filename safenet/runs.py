@@ -123,7 +123,6 @@ class TensorBoardSink:
         for k, v in row.items():
             if isinstance(v, (int, float)) and k not in ("env_steps", "iteration"):
                 self.writer.add_scalar(k, v, step)
-        self.writer.flush()
 
     def close(self) -> None:
         self.writer.close()
@@ -173,6 +172,8 @@ class Run:
         path = self.ckpt_dir / f"ckpt_{env_steps:012d}.pt"
         atomic_write_bytes(path, buf.getvalue())
         atomic_write_text(self.ckpt_dir / LATEST, path.name + "\n")
+        if self.tensorboard is not None:
+            self.tensorboard.writer.flush()
         ckpts = sorted(self.ckpt_dir.glob("ckpt_*.pt"))
         for old in ckpts[: max(0, len(ckpts) - max(1, keep))]:
             old.unlink(missing_ok=True)

@@ -161,7 +161,7 @@ def check_algorithm(algo: str, env: str, tmp_path: Path, overrides: list[str] = 
 
     sel = Selection.resolve(algo, env, pm)
     cfg = sel.compose(overrides=[f"run.dir={tmp_path}", "run.progress=none", "run.tensorboard=false",
-                                 "trainer.n_envs=2", "trainer.eval_every=1", "trainer.eval_episodes=2", *overrides])
+                                 "trainer.n_envs=2", "trainer.eval_every_steps=1", "trainer.eval_episodes=2", *overrides])
     trainer = start_run(sel, cfg, pm=pm)
     cfg.trainer.total_steps = 2 * trainer.rollout_steps * int(cfg.trainer.n_envs)
     final = trainer.train()

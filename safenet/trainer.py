@@ -75,6 +75,8 @@ def episode_metrics(stats: EpisodeStats, spec: GameSpec, prefix: str) -> dict[st
     ret = np.stack(stats.returns)              # [E, n]
     out[f"{prefix}/ep_return"] = float(ret.mean())
     out[f"{prefix}/ep_length"] = float(np.mean(stats.lengths))
+    if stats.disc_returns:
+        out[f"{prefix}/ep_disc_return"] = float(np.stack(stats.disc_returns).mean())
     if spec.max_costs:
         cost = np.stack(stats.costs)           # [E, n, m]
         mask = spec.cost_mask()
@@ -85,16 +87,23 @@ def episode_metrics(stats: EpisodeStats, spec: GameSpec, prefix: str) -> dict[st
     return out
 
 
-def evaluate(algo: Algorithm, game: BatchedGame, episodes: int, seed: int) -> dict[str, float]:
-    """Deterministic evaluation over at least ``episodes`` complete episodes."""
-    collector = Collector(game, seed=seed)
+def algo_gamma(cfg: DictConfig) -> float | None:
+    """The algorithm's discount, used to also log discounted episode returns."""
+    g = cfg.algo.get("gamma") if "gamma" in cfg.algo else None
+    return float(g) if g is not None else None
+
+
+def evaluate(algo: Algorithm, game: BatchedGame, episodes: int, seed: int, *, deterministic: bool = True,
+             gamma: float | None = None) -> dict[str, float]:
+    """Evaluation (deterministic by default) over exactly ``episodes`` complete episodes."""
+    collector = Collector(game, seed=seed, gamma=gamma)
     stats = EpisodeStats()
     while len(stats) < episodes:
-        _, s = collector.collect(algo, game.spec.episode_length, deterministic=True)
-        stats.returns += s.returns
-        stats.costs += s.costs
-        stats.lengths += s.lengths
-    stats.returns, stats.costs, stats.lengths = stats.returns[:episodes], stats.costs[:episodes], stats.lengths[:episodes]
+        _, s = collector.collect(algo, game.spec.episode_length, deterministic=deterministic)
+        for k in ("returns", "disc_returns", "costs", "lengths"):
+            getattr(stats, k).extend(getattr(s, k))
+    for k in ("returns", "disc_returns", "costs", "lengths"):
+        setattr(stats, k, getattr(stats, k)[:episodes])
     return episode_metrics(stats, game.spec, "eval")
 
 
@@ -112,11 +121,14 @@ class Trainer:
         self.spec = self.game.spec
         self.algo = make_algorithm(sel, self.spec, cfg)
         self.rollout_steps = int(t.rollout_steps) or int(getattr(self.algo, "rollout_steps", 128))
-        self.collector = Collector(self.game, seed=int(cfg.seed))
+        self.gamma = algo_gamma(cfg)
+        self.collector = Collector(self.game, seed=int(cfg.seed), gamma=self.gamma)
         self.eval_game: BatchedGame | None = None
         self.env_steps = 0
         self.iteration = 0
         self._stop_signal: int | None = None
+        self._last_eval_steps = 0
+        self._last_ckpt_time = time.monotonic()
 
     # -- checkpoints ----------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -126,6 +138,7 @@ class Trainer:
 
     def checkpoint(self) -> Path:
         path = self.run.save_checkpoint(self.state(), self.env_steps, keep=int(self.cfg.trainer.keep_checkpoints))
+        self._last_ckpt_time = time.monotonic()
         self.pm.hook.safenet_checkpoint_saved(run=self.run, path=str(path), env_steps=self.env_steps)
         return path
 
@@ -133,6 +146,7 @@ class Trainer:
         state = load_checkpoint(path)
         self.algo.load_state_dict(state["algo"])
         self.env_steps, self.iteration = int(state["env_steps"]), int(state["iteration"])
+        self._last_eval_steps = self.env_steps
         torch.set_rng_state(state["torch_rng"])
         dropped = self.run.metrics.truncate_after(self.env_steps)
         if dropped:
@@ -177,7 +191,7 @@ class Trainer:
                 row["time/fps"] = rollout.steps / max(t2 - t0, 1e-9)
                 row["time/collect_s"] = t1 - t0
                 row["time/update_s"] = t2 - t1
-                if t.eval_every and (self.iteration % int(t.eval_every) == 0 or self.env_steps >= total):
+                if self._eval_due(total):
                     ev = self.evaluate(int(t.eval_episodes))
                     row.update(ev)
                     self.pm.hook.safenet_evaluation_end(run=self.run, env_steps=self.env_steps, metrics=ev)
@@ -185,7 +199,7 @@ class Trainer:
                 last_row = row
                 self.pm.hook.safenet_iteration_end(run=self.run, iteration=self.iteration,
                                                    env_steps=self.env_steps, metrics=row)
-                if t.checkpoint_every and self.iteration % int(t.checkpoint_every) == 0:
+                if self._checkpoint_due():
                     self.checkpoint()
                 progress.update(self.env_steps, describe({**last, **row}, list(spec.cost_names)))
             if self._stop_signal is not None:
@@ -203,11 +217,31 @@ class Trainer:
             self.run.close()
         return {**last, **last_row}
 
+    def _eval_due(self, total: int) -> bool:
+        every = int(self.cfg.trainer.eval_every_steps)
+        if every < 0:
+            return False
+        if self.env_steps >= total:
+            return True
+        if every == 0:
+            return False
+        due = self.env_steps // every > self._last_eval_steps // every
+        if due:
+            self._last_eval_steps = self.env_steps
+        return due
+
+    def _checkpoint_due(self) -> bool:
+        t = self.cfg.trainer
+        if t.checkpoint_every:
+            return self.iteration % int(t.checkpoint_every) == 0
+        return time.monotonic() - self._last_ckpt_time >= float(t.checkpoint_interval_s)
+
     def evaluate(self, episodes: int) -> dict[str, float]:
         if self.eval_game is None:
             n = min(int(self.cfg.trainer.n_envs), episodes)
             self.eval_game = make_game(self.sel, self.cfg, n, int(self.cfg.seed) + 7919)
-        return evaluate(self.algo, self.eval_game, episodes, seed=int(self.cfg.seed) + 7919 + self.iteration)
+        return evaluate(self.algo, self.eval_game, episodes, seed=int(self.cfg.seed) + 7919 + self.iteration,
+                        deterministic=bool(self.cfg.trainer.eval_deterministic), gamma=self.gamma)
 
 
 def start_run(sel: Selection, cfg: DictConfig, argv: list[str] | None = None, pm: PluginManager | None = None) -> Trainer:

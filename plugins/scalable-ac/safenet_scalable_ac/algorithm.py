@@ -93,7 +93,10 @@ class ScalableActorCritic(Algorithm):
         # the same t share one averaged update
         t_in_ep = self._steps_in_episode(done)
         for t in range(T):
-            alpha = cfg.critic_h / (t_in_ep[t] + cfg.critic_t0)                # [B]
+            if cfg.critic_schedule == "inner":
+                alpha = np.broadcast_to((cfg.critic_h / (t_in_ep[t] + cfg.critic_t0))[:, None], (B, n))
+            else:
+                alpha = np.maximum(cfg.critic_h / (self.q.visits[rows[t]] + cfg.critic_t0), cfg.critic_min_step)
             boot = np.zeros_like(target[t])
             if t + 1 < T:
                 boot = Q[rows[t + 1]]
@@ -101,14 +104,14 @@ class ScalableActorCritic(Algorithm):
             last_term = rollout.terminated[t]
             upd = live | last_term                                            # truncated last step: no update (line 7 stops at T)
             td = target[t] + cfg.gamma * boot * live[:, None, None] - Q[rows[t]]      # [B, n, 1+m]
-            w = np.where(upd, alpha, 0.0)[:, None, None] * td
-            r = rows[t].ravel()
-            acc = np.zeros((len(Q), Q.shape[1]))
-            cnt = np.zeros(len(Q))
-            np.add.at(acc, r, w.reshape(-1, Q.shape[1]))
-            np.add.at(cnt, r, np.broadcast_to(upd[:, None], (B, n)).ravel().astype(float))
+            w = (np.where(upd[:, None], alpha, 0.0)[..., None] * td).reshape(B * n, -1)
+            # average the updates of copies that hit the same entry at this step
+            touched, inv = np.unique(rows[t].ravel(), return_inverse=True)
+            cnt = np.bincount(inv, weights=np.repeat(upd, n).astype(float), minlength=len(touched))
+            acc = np.stack([np.bincount(inv, weights=w[:, c], minlength=len(touched)) for c in range(w.shape[1])], -1)
             hit = cnt > 0
-            Q[hit] += acc[hit] / cnt[hit, None]
+            Q[touched[hit]] += acc[hit] / cnt[hit, None]
+            self.q.visits[touched[hit]] += 1
 
         # Lagrange multipliers from this iteration's episode costs (per agent, per constraint)
         lam = np.zeros((n, self.m_costs))
@@ -127,6 +130,8 @@ class ScalableActorCritic(Algorithm):
         # Σ_{j∈N_i^κ} of neighbours' values, one gather for all agents
         neigh_sum = (lagr[..., self.idx] * self.mask).sum(-1) / n            # [T, B, n]
         disc = cfg.gamma ** t_in_ep                                          # γ^t with t from episode start
+        if cfg.baseline == "batch" and B > 1:                                # leave-one-out mean of other copies
+            neigh_sum = neigh_sum - (neigh_sum.sum(axis=1, keepdims=True) - neigh_sum) / (B - 1)
         weight = disc[..., None] * neigh_sum                                 # [T, B, n]
         p = self.probs(s.reshape(-1, n)).reshape(T, B, n, -1)
         grad_logp = -p

@@ -12,12 +12,20 @@ class SACConfig:
     gamma: float = 0.7              # discount γ
     # critic step size α_t = critic_h / (t + critic_t0), t = step inside the inner loop (Algorithm 1, line 6)
     critic_h: float = 1.0
-    critic_t0: float = 2.0
+    critic_t0: float = 1.0
+    # "inner": t is the step inside the inner loop, as in Algorithm 1; "visits": t is the number of
+    # earlier visits of the table entry (a running average per entry, floored at critic_min_step)
+    critic_schedule: str = "visits"
+    critic_min_step: float = 0.0
     warm_start: bool = True         # keep Q̂ across outer iterations (the paper's suggested extension)
     # actor step size η_m = actor_lr / sqrt(m + 1) (Algorithm 1, line 12); decay "sqrt" or "none"
     actor_lr: float = 5.0
     actor_decay: str = "sqrt"
-    actor_decay_restart: int = 0    # restart the η_m schedule every this many iterations (0: never)
+    actor_decay_restart: int = 100   # restart the η_m schedule every this many iterations (0: never)
+    # variance reduction (the paper's §3.2 discussion): "none" (Eq. 7 as written) or "batch", which
+    # subtracts from agent i's weight the mean weight of the other copies at the same step — a
+    # baseline that does not depend on a_i, so the gradient stays unbiased
+    baseline: str = "none"
     lagrange: LagrangeConfig = field(default_factory=LagrangeConfig)
 
     def __post_init__(self) -> None:
@@ -27,5 +35,9 @@ class SACConfig:
             raise ValueError(f"algo.gamma must be in [0, 1), got {self.gamma}")
         if self.actor_decay not in ("sqrt", "none"):
             raise ValueError(f"algo.actor_decay must be 'sqrt' or 'none', got {self.actor_decay!r}")
+        if self.critic_schedule not in ("inner", "visits"):
+            raise ValueError(f"algo.critic_schedule must be 'inner' or 'visits', got {self.critic_schedule!r}")
+        if self.baseline not in ("none", "batch"):
+            raise ValueError(f"algo.baseline must be 'none' or 'batch', got {self.baseline!r}")
         if self.lagrange.method not in ("gradient", "pid"):
             raise ValueError(f"algo.lagrange.method must be 'gradient' or 'pid', got {self.lagrange.method!r}")

@@ -16,4 +16,7 @@ def safenet_algorithms() -> list[AlgorithmSpec]:
         summary="Scalable Actor Critic (Qu, Wierman & Li 2020): tabular truncated κ-hop Q + policy gradient, "
                 "with a Lagrangian for cost limits",
         requires=frozenset({"finite", "discrete"}),
+        # SAC learns stochastic localized policies (randomising is how users share access points),
+        # so evaluation samples them, as the paper's evaluation does
+        overrides={"trainer": {"eval_deterministic": False}},
     )]

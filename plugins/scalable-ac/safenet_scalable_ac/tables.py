@@ -42,6 +42,7 @@ class SparseTable:
         self.width = width
         self.index: dict[int, int] = {}
         self.values = np.zeros((capacity, width))
+        self.visits = np.zeros(capacity)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -61,17 +62,22 @@ class SparseTable:
             grown = np.zeros((max(len(index), 2 * len(self.values)), self.width))
             grown[: len(self.values)] = self.values
             self.values = grown
+            visits = np.zeros(len(grown))
+            visits[: len(self.visits)] = self.visits
+            self.visits = visits
         return out[inverse].reshape(keys.shape)
 
     def clear(self) -> None:
         self.index.clear()
         self.values[:] = 0.0
+        self.visits[:] = 0.0
 
     def state_dict(self) -> dict:
         keys = np.fromiter(self.index.keys(), dtype=np.uint64, count=len(self.index))
         rows = np.fromiter(self.index.values(), dtype=np.int64, count=len(self.index))
         return {"keys": torch.from_numpy(keys.view(np.int64).copy()), "rows": torch.from_numpy(rows),
-                "values": torch.from_numpy(self.values[: len(self.index)].copy())}
+                "values": torch.from_numpy(self.values[: len(self.index)].copy()),
+                "visits": torch.from_numpy(self.visits[: len(self.index)].copy())}
 
     def load_state_dict(self, state: dict) -> None:
         keys = state["keys"].numpy().view(np.uint64)
@@ -80,3 +86,5 @@ class SparseTable:
         vals = state["values"].numpy()
         self.values = np.zeros((max(1024, 2 * len(vals)), self.width))
         self.values[: len(vals)] = vals
+        self.visits = np.zeros(len(self.values))
+        self.visits[: len(vals)] = state["visits"].numpy()
