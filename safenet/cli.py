@@ -68,7 +68,19 @@ def cmd_plugins(args) -> int:
         status = {"active": "[green]active", "failed": "[red]failed", "disabled": "[yellow]disabled"}[i.status]
         provides = i.provides if i.status == "active" else (i.error or "")
         table.add_row(i.name, i.distribution, i.version, status, provides)
-    Console(width=max(100, Console().width)).print(table)
+    console = Console(width=max(100, Console().width))
+    console.print(table)
+    if pm.algorithms:
+        console.print("[bold]Algorithms")
+        for name in pm.algorithm_names():
+            for reg in pm.algorithms[name.replace("-", "_").lower()]:
+                req = f"  [dim](needs {', '.join(sorted(reg.spec.requires))})" if reg.spec.requires else ""
+                console.print(f"  {reg.spec.name:24s} {reg.spec.summary}{req}")
+    if pm.environments:
+        console.print("[bold]Environments")
+        for reg in sorted(pm.environments, key=lambda r: r.spec.name):
+            label = reg.spec.name + (" (pattern)" if reg.spec.pattern else "")
+            console.print(f"  {label:34s} {reg.spec.summary}")
     if not pm.infos:
         print("no plugins installed (pip install safenet-grid safenet-scalable-ac, or see docs/writing-plugins.md)")
     if args.traceback:

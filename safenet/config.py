@@ -79,11 +79,40 @@ def _all_keys(cfg: Any, prefix: str = "") -> list[str]:
     return out
 
 
+def _leaves(layer: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    node = OmegaConf.create(layer) if not isinstance(layer, DictConfig) else layer
+    out: list[tuple[str, Any]] = []
+    for k in node.keys():
+        v = node._get_node(k)
+        if isinstance(v, DictConfig) and len(v):
+            out += _leaves(v, f"{prefix}{k}.")
+        else:
+            out.append((f"{prefix}{k}", OmegaConf.to_container(v) if isinstance(v, DictConfig) else v._value()))
+    return out
+
+
 def _merge(cfg: DictConfig, layer: Any, layer_name: str) -> DictConfig:
     try:
         return OmegaConf.merge(cfg, layer)  # type: ignore[return-value]
     except OmegaConfBaseException as exc:
+        if getattr(exc, "full_key", None) or getattr(exc, "key", None):
+            raise _as_config_error(exc, cfg, layer_name) from None
+        # omegaconf did not say which key: merge the layer's values one at a time to find it
+        for path, value in _leaves(layer):
+            try:
+                OmegaConf.merge(cfg, _nest(path, value))
+            except OmegaConfBaseException as one:
+                one_key = getattr(one, "full_key", None) or path
+                msg = str(one).splitlines()[0] if str(one) else type(one).__name__
+                raise ConfigError(f"{layer_name}: bad value for {one_key!r}: {msg}") from None
         raise _as_config_error(exc, cfg, layer_name) from None
+
+
+def _nest(path: str, value: Any) -> dict:
+    out: Any = value
+    for part in reversed(path.split(".")):
+        out = {part: out}
+    return out
 
 
 def _as_config_error(exc: OmegaConfBaseException, cfg: DictConfig, layer_name: str) -> ConfigError:

@@ -112,6 +112,10 @@ class GameSpec:
         put("tags", frozenset(tags))
         if not self.cost_names:
             put("cost_names", tuple(f"cost{j}" for j in range(self.max_costs)))
+        put("cost_names", tuple(self.cost_names))
+        if len(self.cost_names) != self.max_costs:
+            raise SafenetError(f"game {self.name!r}: {len(self.cost_names)} cost_names for "
+                               f"{self.max_costs} cost signals (max of n_costs)")
 
     # -- sizes ----------------------------------------------------------------------------------
     @property

@@ -24,7 +24,8 @@ Rules that keep plugins working as safenet grows:
   when the algorithm or env is selected, so listing plugins stays fast and a broken heavy import
   hurts only its own plugin.
 * Lifecycle hooks are called on every plugin; their return values are ignored. An exception in a
-  lifecycle hook stops the run (with the plugin named in the error), so keep them cheap and safe.
+  lifecycle hook stops the run with a one-line error naming the plugin and the hook (the run
+  directory keeps its last checkpoint), so keep them cheap and safe.
 """
 from __future__ import annotations
 

@@ -19,6 +19,7 @@ class AgentLinear(nn.Module):
     def __init__(self, n_agents: int, in_features: int, out_features: int, *, shared: bool = False) -> None:
         super().__init__()
         k = 1 if shared else n_agents
+        self.shared = shared
         self.n_agents, self.in_features, self.out_features = n_agents, in_features, out_features
         self.weight = nn.Parameter(torch.empty(k, in_features, out_features))
         self.bias = nn.Parameter(torch.zeros(k, out_features))
@@ -27,7 +28,7 @@ class AgentLinear(nn.Module):
         nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-2] != self.n_agents and self.weight.shape[0] != 1:
+        if x.shape[-2] != self.n_agents and not self.shared:
             raise ValueError(f"expected input [..., {self.n_agents}, {self.in_features}], got {tuple(x.shape)}")
         return torch.einsum("...ni,nio->...no", x, self.weight.expand(x.shape[-2], -1, -1)) + self.bias
 

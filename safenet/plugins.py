@@ -123,6 +123,12 @@ class PluginManager:
         return info
 
     def _register(self, obj: Any, info: PluginInfo) -> None:
+        if self.pm.is_registered(obj):
+            # the same module reached twice (installed and in SAFENET_PLUGINS, or listed twice)
+            first = self.pm.get_name(obj)
+            info.status, info.error = "disabled", f"already loaded as {first!r}"
+            self.infos.append(info)
+            return
         try:
             self.pm.register(obj, name=info.name)
             self.pm.check_pending()

@@ -105,12 +105,19 @@ class MetricsCSV:
             csv.DictWriter(fh, fieldnames=self.columns, extrasaction="ignore").writerow(row)
 
     def truncate_after(self, env_steps: int) -> int:
-        """Drop rows logged after ``env_steps`` (work lost with a kill); returns how many."""
-        rows = self.read()
+        """Drop rows logged after ``env_steps`` (work lost with a kill) and a half-written last
+        row; returns how many rows were dropped."""
+        if not self.path.exists():
+            return 0
+        text = self.path.read_text()
+        partial = 0
+        if text and not text.endswith("\n"):              # killed in the middle of an append
+            text, partial = text[: text.rfind("\n") + 1], 1
+        rows = list(csv.DictReader(io.StringIO(text)))
         keep = [r for r in rows if int(float(r.get("env_steps", 0) or 0)) <= env_steps]
-        if len(keep) != len(rows):
+        if partial or len(keep) != len(rows):
             self._rewrite(keep)
-        return len(rows) - len(keep)
+        return len(rows) - len(keep) + partial
 
 
 class TensorBoardSink:

@@ -100,9 +100,11 @@ class EnvSpec:
         if normalise(name) == normalise(self.name):
             return {}
         if self.pattern:
-            m = re.fullmatch(self.pattern, normalise(name))
-            if m:
-                return {k: v for k, v in m.groupdict().items() if v is not None}
+            # case-insensitive, and '-'/'_' equivalent: try the name as typed and in both spellings
+            for candidate in (name.strip(), normalise(name), normalise(name).replace("_", "-")):
+                m = re.fullmatch(self.pattern, candidate, flags=re.IGNORECASE)
+                if m:
+                    return {k: v for k, v in m.groupdict().items() if v is not None}
         return None
 
     def load(self):

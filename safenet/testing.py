@@ -144,10 +144,14 @@ def check_game(game: BatchedGame, steps: int | None = None, seed: int = 0) -> No
         if not np.all(np.isfinite(reward)) or not np.all(np.isfinite(cost)):
             _fail(f"step {t}: non-finite reward or cost")
         done = term | trunc
+        if "finite" in spec.tags and ("local_state" not in info or info["local_state"].shape != (B, spec.n)):
+            _fail(f"step {t}: finite games must return info['local_state'] of shape [B, n] on every step")
         if done.any():
             ends += 1
             if "final_obs" not in info or info["final_obs"].shape != obs.shape:
                 _fail(f"step {t}: episodes ended but info['final_obs'] is missing or mis-shaped")
+            if "finite" in spec.tags and "final_local_state" not in info:
+                _fail(f"step {t}: episodes ended but the finite game gave no info['final_local_state']")
         if spec.state_dim and game.state().shape != (B, spec.state_dim):
             _fail(f"state() shape {game.state().shape} != {(B, spec.state_dim)}")
     if steps >= spec.episode_length and ends == 0:
@@ -155,22 +159,28 @@ def check_game(game: BatchedGame, steps: int | None = None, seed: int = 0) -> No
 
 
 def check_algorithm(algo: str, env: str, tmp_path: Path, overrides: list[str] = (), pm=None) -> dict[str, float]:
-    """Compose the default config, train two iterations, and round-trip a checkpoint."""
-    from .runs import load_checkpoint
-    from .trainer import Selection, start_run
+    """Compose the default config, train one iteration, checkpoint, resume for a second one.
+
+    Checks that the algorithm composes with the env, acts and updates, and that its state survives
+    a checkpoint (``torch.load(weights_only=True)``) and a resume. Returns the final metrics row.
+    """
+    from .trainer import Selection, resume_run, start_run
 
     sel = Selection.resolve(algo, env, pm)
     cfg = sel.compose(overrides=[f"run.dir={tmp_path}", "run.progress=none", "run.tensorboard=false",
-                                 "trainer.n_envs=2", "trainer.eval_every_steps=1", "trainer.eval_episodes=2", *overrides])
-    trainer = start_run(sel, cfg, pm=pm)
-    cfg.trainer.total_steps = 2 * trainer.rollout_steps * int(cfg.trainer.n_envs)
-    final = trainer.train()
-    ckpt = trainer.run.latest_checkpoint()
-    if ckpt is None:
-        _fail("no checkpoint written")
-    state = load_checkpoint(ckpt)
-    fresh = type(trainer.algo)(trainer.spec, trainer.algo.cfg, seed=0)
-    fresh.load_state_dict(state["algo"])
+                                 "trainer.n_envs=2", "trainer.eval_episodes=2", "trainer.total_steps=1",
+                                 *overrides])
+    first = start_run(sel, cfg, pm=pm)
+    first.train()                                    # total_steps=1: exactly one iteration
+    if first.run.latest_checkpoint() is None:
+        _fail("no checkpoint written at the end of training")
+    # every iteration collects the same number of steps, so twice the first one is exactly two
+    second = resume_run(first.run.dir, [f"trainer.total_steps={2 * first.env_steps}"], pm=pm)
+    if second.env_steps != first.env_steps:
+        _fail(f"resume restored {second.env_steps} env steps, expected {first.env_steps}")
+    final = second.train()
+    if second.iteration != 2:
+        _fail(f"expected 2 iterations after resume, got {second.iteration}")
     return final
 
 

@@ -130,6 +130,14 @@ class Trainer:
         self._last_eval_steps = 0
         self._last_ckpt_time = time.monotonic()
 
+    def notify(self, hook: str, **kwargs: Any) -> None:
+        """Call a lifecycle hook on every plugin; an exception names the plugin that raised it."""
+        for impl in getattr(self.pm.hook, hook).get_hookimpls():
+            try:
+                impl.function(**{name: kwargs[name] for name in impl.argnames})
+            except Exception as exc:
+                raise SafenetError(f"plugin {impl.plugin_name!r} failed in {hook}: {type(exc).__name__}: {exc}") from exc
+
     # -- checkpoints ----------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         return {"algo": self.algo.state_dict(), "env_steps": self.env_steps, "iteration": self.iteration,
@@ -139,7 +147,7 @@ class Trainer:
     def checkpoint(self) -> Path:
         path = self.run.save_checkpoint(self.state(), self.env_steps, keep=int(self.cfg.trainer.keep_checkpoints))
         self._last_ckpt_time = time.monotonic()
-        self.pm.hook.safenet_checkpoint_saved(run=self.run, path=str(path), env_steps=self.env_steps)
+        self.notify("safenet_checkpoint_saved", run=self.run, path=str(path), env_steps=self.env_steps)
         return path
 
     def restore(self, path: Path) -> None:
@@ -169,10 +177,10 @@ class Trainer:
         limit_row = {f"limit/{c}": float(limits[mask[:, j], j].mean()) for j, c in enumerate(spec.cost_names)}
         progress = Progress(total, self.env_steps, mode=cfg.run.progress, interval_s=cfg.run.log_interval_s,
                             title=f"{self.sel.algo_name} on {self.sel.env_name}")
-        self.pm.hook.safenet_run_start(run=self.run, config=cfgmod.OmegaConf.to_container(cfg, resolve=True))
         status, error, last_row = "completed", None, {}
         last: dict[str, float] = {}
         try:
+            self.notify("safenet_run_start", run=self.run, config=cfgmod.OmegaConf.to_container(cfg, resolve=True))
             while self.env_steps < total and self._stop_signal is None:
                 t0 = time.perf_counter()
                 rollout, stats = self.collector.collect(self.algo, self.rollout_steps)
@@ -194,11 +202,11 @@ class Trainer:
                 if self._eval_due(total):
                     ev = self.evaluate(int(t.eval_episodes))
                     row.update(ev)
-                    self.pm.hook.safenet_evaluation_end(run=self.run, env_steps=self.env_steps, metrics=ev)
+                    self.notify("safenet_evaluation_end", run=self.run, env_steps=self.env_steps, metrics=ev)
                 self.run.log(row)
                 last_row = row
-                self.pm.hook.safenet_iteration_end(run=self.run, iteration=self.iteration,
-                                                   env_steps=self.env_steps, metrics=row)
+                self.notify("safenet_iteration_end", run=self.run, iteration=self.iteration,
+                            env_steps=self.env_steps, metrics=row)
                 if self._checkpoint_due():
                     self.checkpoint()
                 progress.update(self.env_steps, describe({**last, **row}, list(spec.cost_names)))
@@ -213,8 +221,10 @@ class Trainer:
             progress.close()
             for s, h in handlers.items():
                 signal.signal(s, h)
-            self.pm.hook.safenet_run_end(run=self.run, status=status, error=error)
-            self.run.close()
+            try:
+                self.notify("safenet_run_end", run=self.run, status=status, error=error)
+            finally:
+                self.run.close()
         return {**last, **last_row}
 
     def _eval_due(self, total: int) -> bool:

@@ -1,0 +1,104 @@
+"""The plugin docs stay in step with the code.
+
+* every hook specification in ``safenet.hookspecs`` has a section in ``docs/hooks.md`` whose
+  signature lists exactly the spec's parameters, and no section documents a hook that is gone;
+* the plugin-control environment variables of ``safenet.plugins`` are all explained in
+  ``docs/writing-plugins.md``;
+* relative links between the docs point at files and headings that exist.
+"""
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+
+from safenet import hookspecs, plugins
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+HOOKS_MD = DOCS / "hooks.md"
+GUIDE_MD = DOCS / "writing-plugins.md"
+HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*$")
+
+
+def hookspec_functions() -> dict[str, object]:
+    marker = f"{hookspecs.PROJECT}_spec"
+    return {name: fn for name, fn in vars(hookspecs).items()
+            if name.startswith("safenet_") and inspect.isfunction(fn) and hasattr(fn, marker)}
+
+
+def sections(text: str) -> dict[str, str]:
+    """Heading text (backticks stripped) -> the text up to the next heading of the same or a higher level.
+
+    Lines inside fenced code blocks are never headings (``# comment`` in a code sample).
+    """
+    found: list[tuple[int, int, int, str]] = []      # (start, end, level, title)
+    pos, fenced = 0, False
+    for line in text.splitlines(keepends=True):
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif not fenced:
+            m = HEADING.match(line)
+            if m:
+                found.append((pos, pos + len(line), len(m.group(1)), m.group(2).strip("` ")))
+        pos += len(line)
+    out = {}
+    for k, (_, end, level, title) in enumerate(found):
+        stop = next((s for s, _, lv, _ in found[k + 1:] if lv <= level), len(text))
+        out[title] = text[end:stop]
+    return out
+
+
+def slug(heading: str) -> str:
+    """The anchor GitHub gives a heading."""
+    text = heading.strip().lower()
+    text = re.sub(r"[^\w\- ]", "", text)
+    return text.replace(" ", "-")
+
+
+def test_hookspecs_exist():
+    assert len(hookspec_functions()) >= 7, "safenet.hookspecs lost its hook specifications?"
+
+
+@pytest.mark.parametrize("name", sorted(hookspec_functions()))
+def test_every_hookspec_is_documented(name):
+    documented = sections(HOOKS_MD.read_text())
+    assert name in documented, f"hook {name} has no '### {name}' section in docs/hooks.md"
+    body = documented[name]
+    match = re.search(rf"def {name}\((.*?)\)", body, re.S)
+    assert match, f"docs/hooks.md: the {name} section shows no `def {name}(...)` signature"
+    params = [p.split(":")[0].strip() for p in re.split(r",(?![^\[]*\])", match.group(1)) if p.strip()]
+    expected = list(inspect.signature(hookspec_functions()[name]).parameters)
+    assert params == expected, f"docs/hooks.md: {name} documented with {params}, the spec has {expected}"
+    assert "**When:**" in body and "**Return:**" in body, f"docs/hooks.md: say when {name} is called and what it returns"
+
+
+def test_no_stale_hook_sections():
+    stale = [h for h in sections(HOOKS_MD.read_text()) if h.startswith("safenet_") and h not in hookspec_functions()]
+    assert not stale, f"docs/hooks.md documents hooks that safenet.hookspecs does not define: {stale}"
+
+
+def test_plugin_environment_variables_are_explained():
+    variables = set(re.findall(r"SAFENET_[A-Z_]+", plugins.__doc__ or ""))
+    assert variables, "safenet.plugins no longer documents its environment variables?"
+    guide = GUIDE_MD.read_text()
+    missing = sorted(v for v in variables if v not in guide)
+    assert not missing, f"docs/writing-plugins.md does not explain {missing}"
+
+
+@pytest.mark.parametrize("doc", [HOOKS_MD, GUIDE_MD], ids=lambda p: p.name)
+def test_relative_links_resolve(doc):
+    repo = DOCS.parent
+    bad = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", doc.read_text()):
+        if re.match(r"[a-z]+://", target) or target.startswith("mailto:"):
+            continue
+        path, _, anchor = target.partition("#")
+        file = (doc.parent / path).resolve() if path else doc
+        if not file.exists() or not file.is_relative_to(repo):
+            bad.append(target)
+        elif anchor and file.suffix == ".md":
+            if anchor not in {slug(h) for h in sections(file.read_text())}:
+                bad.append(target)
+    assert not bad, f"{doc.name}: broken links {bad}"
