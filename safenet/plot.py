@@ -26,9 +26,39 @@ def _read(path: Path) -> dict[str, np.ndarray]:
     return cols
 
 
-def _group_name(path: Path) -> str:
-    meta = json.loads((path / "meta.json").read_text())
-    return f"{meta.get('algo')} on {meta.get('env')}"
+def _flat_config(path: Path) -> dict[str, str]:
+    from omegaconf import OmegaConf
+
+    def walk(node, prefix=""):
+        for k, v in node.items():
+            if isinstance(v, dict):
+                yield from walk(v, f"{prefix}{k}.")
+            else:
+                yield f"{prefix}{k}", str(v)
+
+    try:
+        cfg = OmegaConf.to_container(OmegaConf.load(path / "config.yaml"))
+    except Exception:
+        return {}
+    return dict(walk(cfg))
+
+
+#: Config keys that never separate curves (seeds are what a group aggregates over).
+IGNORED_KEYS = ("seed", "run.", "trainer.eval", "trainer.checkpoint", "trainer.keep_checkpoints", "trainer.torch_threads")
+
+
+def group_labels(paths: Sequence[Path]) -> dict[Path, str]:
+    """``"<algo> on <env>"`` plus the config values that differ between the runs (seeds excluded)."""
+    metas = {p: json.loads((p / "meta.json").read_text()) for p in paths}
+    cfgs = {p: _flat_config(p) for p in paths}
+    keys = sorted({k for c in cfgs.values() for k in c if not k.startswith(IGNORED_KEYS)})
+    varying = [k for k in keys if len({c.get(k) for c in cfgs.values()}) > 1]
+    labels = {}
+    for p in paths:
+        base = f"{metas[p].get('algo')} on {metas[p].get('env')}"
+        extra = ", ".join(f"{k.split('.', 1)[-1]}={cfgs[p].get(k)}" for k in varying)
+        labels[p] = f"{base} ({extra})" if extra else base
+    return labels
 
 
 def aggregate(xs: list[np.ndarray], ys: list[np.ndarray], points: int = 100) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -47,13 +77,15 @@ def plot_runs(run_dirs: Sequence[str | Path], out: str | Path, prefix: str = "ro
     import matplotlib.pyplot as plt
 
     groups: dict[str, list[dict[str, np.ndarray]]] = defaultdict(list)
-    for d in run_dirs:
-        p = Path(d)
+    paths = [Path(d) for d in run_dirs]
+    for p in paths:
         if not is_run_dir(p) or not (p / METRICS_FILE).exists():
             raise SafenetError(f"{p}: not a safenet run directory with {METRICS_FILE}")
+    labels = group_labels(paths)
+    for p in paths:
         data = _read(p)
         if data:
-            groups[_group_name(p)].append(data)
+            groups[labels[p]].append(data)
     if not groups:
         raise SafenetError("no metrics to plot yet")
     cost_keys = sorted({k.split("/", 2)[2] for g in groups.values() for d in g for k in d

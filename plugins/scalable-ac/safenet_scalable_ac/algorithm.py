@@ -56,6 +56,7 @@ class ScalableActorCritic(Algorithm):
                          if self.m_costs and cfg.lagrange.enabled else None)
         self.iteration = 0
         self._agents = np.arange(n)
+        self.state_baseline = np.zeros((n, S))                               # for baseline="state"
 
     # -- acting ---------------------------------------------------------------------------------
     def probs(self, local_state: np.ndarray) -> np.ndarray:
@@ -132,6 +133,16 @@ class ScalableActorCritic(Algorithm):
         disc = cfg.gamma ** t_in_ep                                          # γ^t with t from episode start
         if cfg.baseline == "batch" and B > 1:                                # leave-one-out mean of other copies
             neigh_sum = neigh_sum - (neigh_sum.sum(axis=1, keepdims=True) - neigh_sum) / (B - 1)
+        elif cfg.baseline == "state":                                        # local value of s_i (before this batch)
+            agent_ix0 = np.broadcast_to(self._agents, s.shape)
+            base = self.state_baseline[agent_ix0, s]
+            target_sum = np.zeros_like(self.state_baseline)
+            count = np.zeros_like(self.state_baseline)
+            np.add.at(target_sum, (agent_ix0.ravel(), s.ravel()), neigh_sum.ravel())
+            np.add.at(count, (agent_ix0.ravel(), s.ravel()), 1.0)
+            seen = count > 0
+            self.state_baseline[seen] += cfg.baseline_rate * (target_sum[seen] / count[seen] - self.state_baseline[seen])
+            neigh_sum = neigh_sum - base
         weight = disc[..., None] * neigh_sum                                 # [T, B, n]
         p = self.probs(s.reshape(-1, n)).reshape(T, B, n, -1)
         grad_logp = -p
@@ -176,6 +187,7 @@ class ScalableActorCritic(Algorithm):
     # -- checkpoints ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         state = {"theta": torch.from_numpy(self.theta.copy()), "q": self.q.state_dict(),
+                 "state_baseline": torch.from_numpy(self.state_baseline.copy()),
                  "iteration": self.iteration, "rng": json.dumps(self.rng.bit_generator.state)}
         if self.lagrange is not None:
             state["lagrange"] = self.lagrange.state_dict()
@@ -183,6 +195,8 @@ class ScalableActorCritic(Algorithm):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.theta = state["theta"].numpy().copy()
+        if "state_baseline" in state:
+            self.state_baseline = state["state_baseline"].numpy().copy()
         self.q.load_state_dict(state["q"])
         self.iteration = int(state["iteration"])
         self.rng.bit_generator.state = json.loads(state["rng"])

@@ -22,10 +22,12 @@ class SACConfig:
     actor_lr: float = 5.0
     actor_decay: str = "sqrt"
     actor_decay_restart: int = 100   # restart the η_m schedule every this many iterations (0: never)
-    # variance reduction (the paper's §3.2 discussion): "none" (Eq. 7 as written) or "batch", which
-    # subtracts from agent i's weight the mean weight of the other copies at the same step — a
-    # baseline that does not depend on a_i, so the gradient stays unbiased
+    # variance reduction (the paper's §3.2 discussion), a baseline subtracted from agent i's weight
+    # that does not depend on a_i, so the gradient stays unbiased: "none" (Eq. 7 as written),
+    # "batch" (mean weight of the other copies at the same step), or "state" (a running average of
+    # agent i's weight given its local state s_i, i.e. a local value estimate)
     baseline: str = "none"
+    baseline_rate: float = 0.05     # step size of the "state" baseline's running average
     lagrange: LagrangeConfig = field(default_factory=LagrangeConfig)
 
     def __post_init__(self) -> None:
@@ -37,7 +39,7 @@ class SACConfig:
             raise ValueError(f"algo.actor_decay must be 'sqrt' or 'none', got {self.actor_decay!r}")
         if self.critic_schedule not in ("inner", "visits"):
             raise ValueError(f"algo.critic_schedule must be 'inner' or 'visits', got {self.critic_schedule!r}")
-        if self.baseline not in ("none", "batch"):
-            raise ValueError(f"algo.baseline must be 'none' or 'batch', got {self.baseline!r}")
+        if self.baseline not in ("none", "batch", "state"):
+            raise ValueError(f"algo.baseline must be 'none', 'batch' or 'state', got {self.baseline!r}")
         if self.lagrange.method not in ("gradient", "pid"):
             raise ValueError(f"algo.lagrange.method must be 'gradient' or 'pid', got {self.lagrange.method!r}")
