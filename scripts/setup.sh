@@ -11,7 +11,7 @@ fi
 PIP="$VENV/bin/python -m pip"
 $PIP install -q --upgrade pip >/dev/null 2>&1 || true
 # setuptools: the build backend of our distributions (tests build them without isolation)
-$PIP install -q "setuptools>=61" wheel
+$PIP install -q "setuptools>=77" wheel
 # torch first, pinned, so nothing later pulls a CUDA build
 $PIP install -q -c constraints.txt "torch==2.13.0"
 targets=(-e ".[test,tensorboard]")

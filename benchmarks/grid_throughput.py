@@ -1,0 +1,65 @@
+"""Throughput of the wireless grid and of the SAC training loop on it (figures, not assertions).
+
+    .venv/bin/python benchmarks/grid_throughput.py [--env grid_wireless_3x3] [--steps 200000]
+
+Prints env-steps/s of the raw batched game for several batch sizes (uniform random valid
+actions), then of the whole `sac` training loop with the default config, and the loop's share of
+time in collection vs update — all measured in this one run, so the ratios compare like with like.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from safenet.trainer import Selection, start_run
+
+
+def raw_rate(sel: Selection, cfg, batch: int, seconds: float = 2.0) -> float:
+    from safenet.trainer import make_game
+
+    game = make_game(sel, cfg, batch, seed=0)
+    rng = np.random.default_rng(0)
+    dims = np.asarray(game.spec.action_dims)
+    actions = [(rng.random((batch, game.spec.n)) * dims).astype(np.int64) for _ in range(64)]
+    game.reset(seed=0)
+    steps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        for a in actions:
+            game.step(a)
+        steps += len(actions) * batch
+    return steps / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--env", default="grid_wireless_3x3")
+    ap.add_argument("--steps", type=int, default=200_000)
+    ap.add_argument("--run-dir", default="/tmp/safenet-bench")
+    args = ap.parse_args()
+    sel = Selection.resolve("sac", args.env)
+    cfg = sel.compose(overrides=[f"trainer.total_steps={args.steps}", f"run.dir={args.run_dir}",
+                                 "run.progress=none", "run.tensorboard=false", "trainer.eval_every_steps=-1"])
+    print(f"{args.env}: raw batched game (uniform random actions)")
+    rates = {}
+    for b in (1, 8, 64, 512):
+        rates[b] = raw_rate(sel, cfg, b)
+        print(f"  B={b:4d}  {rates[b]:12,.0f} env-steps/s   ({rates[b] / rates[1]:6.1f}x B=1)")
+    trainer = start_run(sel, cfg)
+    t0 = time.perf_counter()
+    trainer.train()
+    wall = time.perf_counter() - t0
+    rows = trainer.run.metrics.read()
+    collect = sum(float(r["time/collect_s"]) for r in rows)
+    update = sum(float(r["time/update_s"]) for r in rows)
+    loop = trainer.env_steps / wall
+    n_envs = int(cfg.trainer.n_envs)
+    print(f"sac training loop, {n_envs} copies, {trainer.env_steps} env steps in {wall:.1f} s")
+    print(f"  {loop:12,.0f} env-steps/s   ({loop / rates[8]:.2f}x the raw game at B=8)")
+    print(f"  time: collect {collect:.1f} s ({100 * collect / wall:.0f}%), update {update:.1f} s "
+          f"({100 * update / wall:.0f}%), other (logging, checkpoints) {wall - collect - update:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
