@@ -117,7 +117,7 @@ def _radix(values: np.ndarray, sizes: Sequence[int]) -> np.ndarray:
     return code
 
 
-def _local_key(sol: "ExactSolution", inside: np.ndarray) -> np.ndarray:
+def _local_key(sol: ExactSolution, inside: np.ndarray) -> np.ndarray:
     """Code of (s_inside, a_inside) for every joint pair (s, a), flattened ``[Ns·Na]``."""
     s_sizes = np.asarray(sol.model.n_local_states)[inside]
     a_sizes = np.asarray(sol.model.n_local_actions)[inside]

@@ -155,7 +155,12 @@ class GameSpec:
 
     def summary(self) -> str:
         kinds = f"{self.action_kind} actions"
-        costs = f"{sum(self.n_costs)} cost signals" if self.max_costs else "no costs"
+        if not self.max_costs:
+            costs = "no costs"
+        elif len(set(self.n_costs)) == 1:
+            costs = f"{self.max_costs} cost per agent ({', '.join(self.cost_names)})"
+        else:
+            costs = f"{sum(self.n_costs)} cost signals ({', '.join(self.cost_names)})"
         return (f"{self.name}: {self.n} agents, graph diameter {self.graph.diameter}, obs {self.obs_dim}, "
                 f"{kinds} ({self.action_dim}), {costs}, episodes of {self.episode_length} steps")
 

@@ -10,6 +10,10 @@ def _fmt(x: float) -> str:
     return "-" if x != x else f"{x:.3g}"  # NaN → "-"
 
 
+def _steps(n: int) -> str:
+    return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.0f}k" if n >= 1e4 else str(n)
+
+
 def describe(row: Mapping[str, float], cost_names: list[str]) -> str:
     parts = [f"reward {_fmt(row.get('rollout/ep_return', float('nan')))}"]
     for c in cost_names:
@@ -29,11 +33,12 @@ class Progress:
         self._last_print = 0.0
         self._bar = None
         if mode == "bar":
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeRemainingColumn
+            from rich.progress import BarColumn, Progress as RichProgress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
-            self._bar = RichProgress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                     TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=False)
-            self._task = self._bar.add_task(title or "train", total=total, completed=start, info="")
+            print(title, flush=True)
+            self._bar = RichProgress(BarColumn(bar_width=20), TaskProgressColumn(), TextColumn("{task.fields[info]}"),
+                                     TextColumn("ETA"), TimeRemainingColumn(), transient=False)
+            self._task = self._bar.add_task("train", total=total, completed=start, info="")
             self._bar.start()
         elif mode == "plain":
             print(f"{title}: training to {total} env steps", flush=True)
@@ -45,7 +50,7 @@ class Progress:
 
     def update(self, steps: int, text: str, force: bool = False) -> None:
         if self.mode == "bar" and self._bar is not None:
-            self._bar.update(self._task, completed=min(steps, self.total), info=text)
+            self._bar.update(self._task, completed=min(steps, self.total), info=f"{_steps(steps)} steps  {text}")
         elif self.mode == "plain":
             now = time.time()
             if force or now - self._last_print >= self.interval:
