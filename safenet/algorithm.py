@@ -21,6 +21,9 @@ class Algorithm(abc.ABC):
 
     #: Steps per game copy per iteration when ``trainer.rollout_steps`` is 0.
     rollout_steps: int = 128
+    #: True when ``update`` needs rollouts made of whole episodes (the trainer then refuses a
+    #: ``trainer.rollout_steps`` that is not a multiple of the episode length).
+    needs_whole_episodes: bool = False
 
     def __init__(self, spec: GameSpec, cfg: Any, *, seed: int = 0, device: str = "cpu") -> None:
         self.spec = spec

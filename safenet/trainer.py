@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import random
+import shutil
 import signal
 import time
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from omegaconf import DictConfig
 
 from . import __version__, config as cfgmod
 from .algorithm import Algorithm
-from .errors import IncompatibleError, SafenetError
+from .errors import ConfigError, IncompatibleError, SafenetError
 from .game import BatchedGame, GameSpec
 from .plugins import PluginManager, get_plugin_manager
 from .progress import Progress, describe
@@ -47,6 +48,12 @@ class Selection:
         return cfgmod.compose(self.algo, self.env, implied=self.implied, **kwargs)
 
 
+def derived_seed(seed: int, stream: int) -> int:
+    """Independent seeds for the game copies (stream 0), the algorithm (1) and evaluation (2), so the
+    algorithm's random draws are never the game's draws."""
+    return int(np.random.SeedSequence([int(seed), stream]).generate_state(1)[0])
+
+
 def make_game(sel: Selection, cfg: DictConfig, num_envs: int, seed: int) -> BatchedGame:
     factory = sel.env.load()
     game = factory(cfgmod.section_object(cfg.env), num_envs=num_envs, seed=seed)
@@ -58,7 +65,7 @@ def make_game(sel: Selection, cfg: DictConfig, num_envs: int, seed: int) -> Batc
 
 def make_algorithm(sel: Selection, spec: GameSpec, cfg: DictConfig) -> Algorithm:
     cls = sel.algo.load()
-    return cls(spec, cfgmod.section_object(cfg.algo), seed=int(cfg.seed), device=cfg.trainer.device)
+    return cls(spec, cfgmod.section_object(cfg.algo), seed=derived_seed(int(cfg.seed), 1), device=cfg.trainer.device)
 
 
 def seed_everything(seed: int) -> None:
@@ -117,12 +124,16 @@ class Trainer:
         if t.torch_threads:
             torch.set_num_threads(int(t.torch_threads))
         seed_everything(int(cfg.seed))
-        self.game = make_game(sel, cfg, int(t.n_envs), int(cfg.seed))
+        game_seed = derived_seed(int(cfg.seed), 0)
+        self.game = make_game(sel, cfg, int(t.n_envs), game_seed)
         self.spec = self.game.spec
         self.algo = make_algorithm(sel, self.spec, cfg)
         self.rollout_steps = int(t.rollout_steps) or int(getattr(self.algo, "rollout_steps", 128))
+        if getattr(self.algo, "needs_whole_episodes", False) and self.rollout_steps % self.spec.episode_length:
+            raise ConfigError(f"trainer.rollout_steps={self.rollout_steps}: {sel.algo.name!r} learns from whole "
+                              f"episodes, so it must be a multiple of the episode length ({self.spec.episode_length})")
         self.gamma = algo_gamma(cfg)
-        self.collector = Collector(self.game, seed=int(cfg.seed), gamma=self.gamma)
+        self.collector = Collector(self.game, seed=game_seed, gamma=self.gamma)
         self.eval_game: BatchedGame | None = None
         self.env_steps = 0
         self.iteration = 0
@@ -160,7 +171,7 @@ class Trainer:
         if dropped:
             print(f"resume: dropped {dropped} metrics rows logged after the checkpoint at {self.env_steps} steps")
         # copies start fresh episodes, seeded by the position in the run
-        self.collector.restart(seed=int(self.cfg.seed) * 100_003 + self.iteration)
+        self.collector.restart(seed=derived_seed(int(self.cfg.seed), 3) + self.iteration)
 
     # -- the loop -------------------------------------------------------------------------------
     def _on_signal(self, signum, frame) -> None:  # noqa: ARG002
@@ -249,8 +260,8 @@ class Trainer:
     def evaluate(self, episodes: int) -> dict[str, float]:
         if self.eval_game is None:
             n = min(int(self.cfg.trainer.n_envs), episodes)
-            self.eval_game = make_game(self.sel, self.cfg, n, int(self.cfg.seed) + 7919)
-        return evaluate(self.algo, self.eval_game, episodes, seed=int(self.cfg.seed) + 7919 + self.iteration,
+            self.eval_game = make_game(self.sel, self.cfg, n, derived_seed(int(self.cfg.seed), 2))
+        return evaluate(self.algo, self.eval_game, episodes, seed=derived_seed(int(self.cfg.seed), 2) + self.iteration,
                         deterministic=bool(self.cfg.trainer.eval_deterministic), gamma=self.gamma)
 
 
@@ -263,7 +274,12 @@ def start_run(sel: Selection, cfg: DictConfig, argv: list[str] | None = None, pm
     run.write_meta({"algo": sel.algo.name, "env": sel.env_name, "safenet": __version__, "plugins": plugins,
                     "algo_plugin": getattr(pm.plugin_of(sel.algo), "distribution", None),
                     "env_plugin": getattr(pm.plugin_of(sel.env), "distribution", None)})
-    return Trainer(sel, cfg, run, pm)
+    try:
+        return Trainer(sel, cfg, run, pm)
+    except BaseException:
+        run.close()
+        shutil.rmtree(path, ignore_errors=True)      # nothing ran: leave no half-made run behind
+        raise
 
 
 def cfgmod_name(env_name: str) -> str:

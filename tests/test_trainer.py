@@ -439,3 +439,29 @@ def test_evaluate_counts_exactly_the_requested_episodes():
     # 3 episodes from 2 copies needs two rounds of one episode each
     assert len(algo.flags) == 2 * 3
     assert 0.0 <= res["eval/ep_disc_return"] <= 1 + 0.5 + 0.25
+
+
+def test_whole_episode_algorithms_refuse_a_rollout_that_cuts_episodes(toy_pm, tmp_path):
+    sel = Selection.resolve("sac", "toy_line", toy_pm)          # sac learns from whole episodes
+    cfg = sel.compose(overrides=[f"run.dir={tmp_path}", "run.progress=none", "trainer.rollout_steps=5"])
+    with pytest.raises(ConfigError, match=r"trainer\.rollout_steps=5.*multiple of the episode length \(8\)"):
+        start_run(sel, cfg, pm=toy_pm)
+    cfg = sel.compose(overrides=[f"run.dir={tmp_path}", "run.progress=none", "trainer.rollout_steps=16",
+                                 "trainer.total_steps=32"])
+    assert start_run(sel, cfg, pm=toy_pm).rollout_steps == 16
+
+
+def test_algorithm_and_game_draw_from_independent_streams():
+    from safenet.trainer import derived_seed
+
+    seeds = {derived_seed(s, k) for s in range(5) for k in range(4)}
+    assert len(seeds) == 20                                        # no collisions between streams or seeds
+    assert derived_seed(3, 1) == derived_seed(3, 1)                # deterministic
+
+
+def test_a_run_that_cannot_start_leaves_no_directory(toy_pm, tmp_path):
+    sel = Selection.resolve("sac", "toy_line", toy_pm)
+    cfg = sel.compose(overrides=[f"run.dir={tmp_path / 'runs'}", "run.progress=none", "trainer.rollout_steps=5"])
+    with pytest.raises(ConfigError):
+        start_run(sel, cfg, pm=toy_pm)
+    assert not any((tmp_path / "runs").iterdir())

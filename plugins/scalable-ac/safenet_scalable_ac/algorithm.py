@@ -37,6 +37,7 @@ from .tables import NeighbourhoodHasher, SparseTable
 
 
 class ScalableActorCritic(Algorithm):
+    needs_whole_episodes = True          # Algorithm 1 learns from whole episodes (inner loop of length T)
     def __init__(self, spec: GameSpec, cfg: SACConfig, *, seed: int = 0, device: str = "cpu") -> None:
         super().__init__(spec, cfg, seed=seed, device=device)
         if spec.n_local_states is None or spec.action_kind != "discrete":
@@ -49,7 +50,7 @@ class ScalableActorCritic(Algorithm):
         self.valid = np.broadcast_to(spec.action_mask()[:, None, :], (n, S, A))
         # truncated Q-functions: column 0 the reward, columns 1.. the costs
         self.idx, self.mask = spec.graph.neighbourhood_index(cfg.kappa)
-        self.hasher = NeighbourhoodHasher(self.idx, self.mask, A, seed=seed)
+        self.hasher = NeighbourhoodHasher(self.idx, self.mask, A)           # fixed hash: tables survive any resume
         self.m_costs = spec.max_costs
         self.q = SparseTable(1 + self.m_costs)
         self.lagrange = (LagrangeMultipliers.from_config(spec.cost_limit_array(), spec.cost_mask(), cfg.lagrange)
@@ -57,6 +58,7 @@ class ScalableActorCritic(Algorithm):
         self.iteration = 0
         self._agents = np.arange(n)
         self.state_baseline = np.zeros((n, S))                               # for baseline="state"
+        self._episodes_per_update = 1
 
     # -- acting ---------------------------------------------------------------------------------
     def probs(self, local_state: np.ndarray) -> np.ndarray:
@@ -103,7 +105,9 @@ class ScalableActorCritic(Algorithm):
                 boot = Q[rows[t + 1]]
             live = ~done[t]                                                  # bootstrap within the episode
             last_term = rollout.terminated[t]
-            upd = live | last_term                                            # truncated last step: no update (line 7 stops at T)
+            # a truncated last step has no next pair (line 7 stops at T): no update; neither has a
+            # step whose episode goes on past the end of the rollout
+            upd = (live | last_term) if t + 1 < T else last_term
             td = target[t] + cfg.gamma * boot * live[:, None, None] - Q[rows[t]]      # [B, n, 1+m]
             w = (np.where(upd[:, None], alpha, 0.0)[..., None] * td).reshape(B * n, -1)
             # average the updates of copies that hit the same entry at this step
@@ -152,6 +156,7 @@ class ScalableActorCritic(Algorithm):
         agent_ix = np.broadcast_to(self._agents, (T, B, n))
         np.add.at(grad, (agent_ix.ravel(), s.ravel()), contrib.reshape(-1, contrib.shape[-1]))
         episodes = max(1, int(done.sum())) if done.any() else B
+        self._episodes_per_update = B
         grad /= episodes                                                      # average over the B episodes
         m = self.iteration % cfg.actor_decay_restart if cfg.actor_decay_restart else self.iteration
         eta = cfg.actor_lr / math.sqrt(m + 1) if cfg.actor_decay == "sqrt" else cfg.actor_lr
@@ -207,4 +212,4 @@ class ScalableActorCritic(Algorithm):
         """Floats exchanged: neighbours' (s_j, a_j) for each critic step; Q̂_j (reward and costs) for the actor."""
         nbrs = float((self.mask.sum(axis=1) - 1).sum())
         return {"floats_per_step": 2.0 * nbrs,
-                "floats_per_update": nbrs * (1 + self.m_costs) * self.rollout_steps}
+                "floats_per_update": nbrs * (1 + self.m_costs) * self.rollout_steps * self._episodes_per_update}
