@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -96,6 +97,8 @@ def main() -> None:
     ap.add_argument("--runs", default=str(ROOT / "runs" / "report-sac-grid"))
     args = ap.parse_args()
     runs = Path(args.runs)
+    if runs.exists():
+        shutil.rmtree(runs)                   # the script's own scratch runs: start clean
     t0 = time.time()
     jobs = [(f"k1-s{s}", s, 1) for s in args.seeds] + [(f"k{k}-s{args.seeds[0]}", args.seeds[0], k)
                                                        for k in args.kappas if k != 1]

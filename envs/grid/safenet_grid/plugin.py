@@ -73,7 +73,7 @@ def safenet_environments() -> list[EnvSpec]:
                      tags=TAGS, defaults=e["defaults"], overrides=OVERRIDES, parallel_env=PARALLEL_ENV)
              for e in environments()]
     specs.append(EnvSpec(
-        name="grid_wireless", factory=FACTORY, config=WirelessConfig, pattern=NAME_PATTERN, tags=TAGS,
+        name="grid_wireless_<R>x<C>", factory=FACTORY, config=WirelessConfig, pattern=NAME_PATTERN, tags=TAGS,
         summary="wireless access grid of any size: grid_wireless_<R>x<C> (R, C >= 2; 1 user per cell "
                 "unless env.users_per_cell is set)",
         overrides=OVERRIDES, parallel_env=PARALLEL_ENV))

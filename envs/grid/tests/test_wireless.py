@@ -363,7 +363,7 @@ def test_hook_registration():
     spec, implied = pm.environment("grid_wireless_3x4")
     assert spec.name == "grid_wireless_3x4" and implied == {} and spec.defaults["users_per_cell"] == 2
     spec, implied = pm.environment("grid_wireless_4x6")
-    assert spec.name == "grid_wireless" and implied == {"rows": "4", "cols": "6"}
+    assert spec.name == "grid_wireless_<R>x<C>" and implied == {"rows": "4", "cols": "6"}
     assert "finite" in spec.tags and spec.load() is make
 
 
