@@ -83,7 +83,6 @@ class ScalableActorCritic(Algorithm):
     def update(self, rollout: Rollout) -> dict[str, float]:
         cfg, spec = self.cfg, self.spec
         s, a = rollout.infos["local_state"], rollout.actions                # [T, B, n]
-        s_next = rollout.infos["next_local_state"]
         T, B, n = s.shape
         done = rollout.done                                                  # [T, B]
         target = np.concatenate([rollout.reward[..., None], rollout.cost[..., : self.m_costs]], axis=-1)  # [T,B,n,1+m]
