@@ -154,9 +154,9 @@ def main() -> None:
         f"For scale, the hand-made earliest-packet policy with a tuned send probability reaches {bo['disc']:.3f} "
         f"within the limit and {b['disc']:.3f} when it may ignore it. The κ-hop tables hold close to a million "
         "(neighbourhood state, action) entries after 300k steps, most visited a few times, so the truncated "
-        "gradient built on them is noisy; longer training adds little: a 2M-step run "
-        "(`safenet train --algo sac --env grid_wireless_3x3 trainer.total_steps=2000000`) reached 0.373 "
-        "(2048 sampled evaluation episodes; mean energy 3.04, worst user 3.48).",
+        "gradient built on them is noisy; longer training helps slowly: a 2M-step run "
+        "(`safenet train --algo sac --env grid_wireless_3x3 trainer.total_steps=2000000`) reached 0.390 "
+        "(2048 sampled evaluation episodes; mean energy 3.23, worst user 3.46).",
         "",
         "Training curves of the three κ = 1 seeds (mean ± std; dashed: the cost limit):",
         "",
