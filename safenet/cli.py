@@ -117,10 +117,10 @@ def cmd_train(args) -> int:
         sel = _selection(args)
         cfg = sel.compose(preset=args.preset, files=args.config, overrides=args.overrides)
         trainer = start_run(sel, cfg, argv=sys.argv)
-        print(f"run directory: {trainer.run.dir}")
+        print(f"run directory: {trainer.run.dir.resolve()}")
         print(f"game: {trainer.spec.summary()}")
     final = trainer.train()
-    print(f"finished at {trainer.env_steps} env steps; results in {trainer.run.dir}")
+    print(f"finished at {trainer.env_steps} env steps; results in {trainer.run.dir.resolve()}")
     keys = [k for k in final if k.startswith(("rollout/ep_return", "rollout/ep_disc_return", "eval/ep_return", "eval/ep_disc_return", "rollout/ep_cost/", "eval/ep_cost/", "limit/"))]
     for k in keys:
         print(f"  {k:32s} {final[k]:.4g}")

@@ -46,7 +46,7 @@ class Progress:
     def eta(self, steps: int) -> float:
         done = steps - self.start_steps
         el = time.time() - self.t0
-        return (self.total - steps) * el / done if done > 0 else float("nan")
+        return max(0.0, (self.total - steps) * el / done) if done > 0 else float("nan")
 
     def update(self, steps: int, text: str, force: bool = False) -> None:
         if self.mode == "bar" and self._bar is not None:
