@@ -32,6 +32,9 @@ def _parser() -> argparse.ArgumentParser:
         if name == "train":
             sp.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
 
+    sp = sub.add_parser("doctor", help="check the installation: plugins load, every default config composes")
+    sp.add_argument("--build", action="store_true", help="also build one copy of every environment")
+
     sp = sub.add_parser("eval", help="evaluate a trained run deterministically")
     sp.add_argument("run_dir")
     sp.add_argument("--episodes", type=int, default=32)
@@ -128,6 +131,47 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_doctor(args) -> int:
+    """Strict checks a plugin author or CI can run: exit 1 when anything is wrong."""
+    from .config import find_preset, load_yaml
+    from .plugins import get_plugin_manager
+    from .trainer import Selection, make_game
+
+    pm = get_plugin_manager()
+    problems: list[str] = [f"plugin {i.name} ({i.distribution}): {i.error}" for i in pm.failed]
+    pairs = 0
+    env_names = [r.spec.name for r in pm.environments]
+    for algo in pm.algorithm_names():
+        for reg in pm.environments:
+            spec = reg.spec
+            name = spec.name
+            if spec.pattern and spec.match(name) is None:
+                continue                                  # a family without a concrete default name
+            a = pm.algorithm(algo)
+            if a.incompatibility(spec.tags):
+                continue
+            try:
+                sel = Selection.resolve(algo, f"{reg.plugin.distribution}:{name}" if env_names.count(name) > 1 else name, pm)
+                cfg = sel.compose()
+                pairs += 1
+                if args.build:
+                    make_game(sel, cfg, 1, 0).close()
+            except Exception as exc:  # noqa: BLE001 - report every problem, not the first
+                problems.append(f"{algo} on {name}: {type(exc).__name__}: {exc}")
+    presets = sorted({p.stem for p in (Path.cwd() / "configs").glob("*.yaml")})
+    for preset in presets:
+        try:
+            load_yaml(find_preset(preset), f"preset {preset!r}")
+        except SafenetError as exc:
+            problems.append(str(exc))
+    print(f"plugins: {len(pm.infos)} ({len(pm.failed)} failed); algorithm/environment pairs composed: {pairs}; "
+          f"presets read: {len(presets)}")
+    for p in problems:
+        print(f"  problem: {p}")
+    print("ok" if not problems else f"{len(problems)} problem(s)")
+    return 0 if not problems else 1
+
+
 def cmd_eval(args) -> int:
     from .config import from_yaml_text
     from .runs import CONFIG_FILE, Run, is_run_dir, load_checkpoint
@@ -196,7 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return EXIT_USAGE
-    handler = {"plugins": cmd_plugins, "train": cmd_train, "config": cmd_config, "eval": cmd_eval, "plot": cmd_plot}[args.command]
+    handler = {"plugins": cmd_plugins, "train": cmd_train, "config": cmd_config, "eval": cmd_eval, "plot": cmd_plot,
+               "doctor": cmd_doctor}[args.command]
     try:
         return handler(args)
     except SafenetError as exc:

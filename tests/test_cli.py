@@ -229,3 +229,31 @@ def test_console_script(tmp_path):
                           env=env, capture_output=True, text=True, timeout=60)
     assert good.returncode == 0, good.stderr
     assert OmegaConf.create(good.stdout).algo.kappa == 2
+
+
+def test_doctor_passes_on_a_healthy_installation(cli_env, capsys):
+    rc, out, err = run_cli(capsys, "doctor", "--build")
+    assert rc == 0, out + err
+    assert out.strip().endswith("ok") and "pairs composed:" in out
+
+
+def test_doctor_reports_a_default_config_that_does_not_compose(cli_env, capsys, monkeypatch):
+    (cli_env / "bad_defaults_plugin.py").write_text(
+        "from dataclasses import dataclass\n"
+        "import safenet\n"
+        "from safenet import EnvSpec\n"
+        "@dataclass\n"
+        "class BadConfig:\n"
+        "    n_agents: int = 0\n"
+        "    def __post_init__(self):\n"
+        "        if self.n_agents < 1:\n"
+        "            raise ValueError(f'env.n_agents must be >= 1, got {self.n_agents}')\n"
+        "@safenet.hookimpl\n"
+        "def safenet_environments():\n"
+        "    return [EnvSpec(name='bad_defaults', factory='safenet.testing:make_toy', config=BadConfig,\n"
+        "                    tags={'finite', 'discrete'})]\n")
+    monkeypatch.syspath_prepend(str(cli_env))
+    monkeypatch.setenv("SAFENET_PLUGINS", "safenet.testing,bad_defaults_plugin")
+    rc, out, err = run_cli(capsys, "doctor")
+    assert rc == 1
+    assert "sac on bad_defaults" in out and "env.n_agents must be >= 1" in out
