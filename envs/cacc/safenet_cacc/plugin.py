@@ -1,0 +1,41 @@
+"""Registers the CACC environments with safenet (entry point ``safenet_cacc`` in group ``safenet``).
+
+Two names, one game: ``cacc_catchup`` and ``cacc_slowdown`` differ only in ``env.scenario``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import safenet
+from safenet.specs import EnvSpec
+
+FACTORY = "safenet_cacc.cacc:make"
+PARALLEL_ENV = "safenet_cacc.cacc:parallel_env"
+#: Tags every CACC game has (listed so the registry can check algorithm requirements without building it).
+TAGS = frozenset({"discrete", "global_state", "constrained"})
+
+_NAMED: dict[str, dict[str, Any]] = {
+    "cacc_catchup": {"scenario": "catchup"},
+    "cacc_slowdown": {"scenario": "slowdown"},
+}
+_SUMMARY = {
+    "cacc_catchup": "CACC platoon (8 vehicles, OVM gains as actions), catch-up: the first vehicle starts "
+                    "30-50 m behind the leader; cost per step with headway < 10 m",
+    "cacc_slowdown": "CACC platoon (8 vehicles, OVM gains as actions), slow-down: the leader brakes from "
+                     "22.5-37.5 m/s to 15 m/s over 30 s; cost per step with headway < 10 m",
+}
+
+
+def environments() -> list[dict[str, Any]]:
+    """The registered names: ``{"name", "factory", "summary", "defaults"}`` each."""
+    return [{"name": name, "factory": FACTORY, "summary": _SUMMARY[name], "defaults": dict(d)}
+            for name, d in _NAMED.items()]
+
+
+@safenet.hookimpl
+def safenet_environments() -> list[EnvSpec]:
+    from .cacc import CaccConfig
+
+    return [EnvSpec(name=e["name"], factory=e["factory"], config=CaccConfig, summary=e["summary"], tags=TAGS,
+                    defaults=e["defaults"], parallel_env=PARALLEL_ENV)
+            for e in environments()]
