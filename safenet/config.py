@@ -219,6 +219,27 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"run.progress must be one of auto, bar, plain, none; got {cfg.run.progress!r}")
 
 
+def config_values(cls: type, cfg: Any = None, *, what: str = "env") -> dict[str, Any]:
+    """The keys of config dataclass ``cls`` given as None, a mapping or a dataclass instance.
+
+    Env and algorithm factories use it so they can be called with the trainer's dataclass or with
+    plain keyword dicts (PettingZoo factories, notebooks); unknown keys are refused with the valid ones.
+    """
+    if cfg is None:
+        values: dict[str, Any] = {}
+    elif dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
+        values = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
+    elif isinstance(cfg, Mapping):
+        values = dict(cfg)
+    else:
+        raise ConfigError(f"{what} config must be a mapping of keys or a {cls.__name__}, got {type(cfg).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"unknown {what} config keys {unknown}; valid keys: {', '.join(sorted(known))}")
+    return values
+
+
 def section_object(section: DictConfig) -> Any:
     """The dataclass instance behind a config section (``cfg.algo`` → the algorithm's config)."""
     return OmegaConf.to_object(section)

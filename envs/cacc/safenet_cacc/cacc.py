@@ -43,12 +43,12 @@ Cost (``unsafe_headway``, one per vehicle): 1 on a step whose new headway is bel
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
+from safenet.config import config_values
 from safenet.errors import ConfigError, SafenetError
 from safenet.game import BatchedGame, GameSpec, StepResult, to_parallel_env
 from safenet.graph import Graph
@@ -270,7 +270,7 @@ class CaccGame(BatchedGame):
         if self._h is None:
             raise SafenetError(f"{self.spec.name}: call reset() before step()")
         act = self.check_actions(actions)
-        c, B = self.cfg, self.num_envs
+        c = self.cfg
         h, v = self._h, self._v
         alive = ~self._collided                                            # [B]
         # -- one OVM step for every copy (collided copies are frozen below) ---------------------
@@ -341,25 +341,9 @@ class CaccGame(BatchedGame):
 # Factories
 # ------------------------------------------------------------------------------------------------
 
-def config_dict(cfg: Any = None) -> dict[str, Any]:
-    """A plain dict of config keys from a dict, a :class:`CaccConfig`, any dataclass or None."""
-    if cfg is None:
-        return {}
-    if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
-        return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
-    if isinstance(cfg, Mapping):
-        return dict(cfg)
-    raise ConfigError(f"env config must be a mapping of keys or a CaccConfig, got {type(cfg).__name__}")
-
-
 def make(cfg: Any = None, num_envs: int = 1, seed: int | None = None) -> CaccGame:
     """Build the game from config keys (see :class:`CaccConfig`); unknown keys are refused."""
-    values = config_dict(cfg)
-    known = {f.name for f in dataclasses.fields(CaccConfig)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(f"unknown CACC config keys {unknown}; valid keys: {', '.join(sorted(known))}")
-    return CaccGame(CaccConfig(**values), num_envs=num_envs, seed=seed)
+    return CaccGame(CaccConfig(**config_values(CaccConfig, cfg, what="CACC")), num_envs=num_envs, seed=seed)
 
 
 def parallel_env(render_mode: str | None = None, **cfg: Any):

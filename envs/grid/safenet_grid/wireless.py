@@ -35,12 +35,12 @@ each user's per-episode sum must stay below ``energy_budget * episode_length``.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 
+from safenet.config import config_values
 from safenet.errors import ConfigError, SafenetError
 from safenet.exact import FiniteModel
 from safenet.game import BatchedGame, GameSpec, StepResult, to_parallel_env
@@ -319,7 +319,7 @@ class WirelessGrid(BatchedGame):
         expected reward ``R = q_AP * 1[sole sender on its AP and its slot holds a packet]`` and
         expected cost ``C[N, n, 1] = 1[action != 0]``.
         """
-        n, d, S = self.n, self.deadline, 2 ** self.deadline
+        n, S = self.n, 2 ** self.deadline
         p, top, n_aps = self.arrival_prob, self._top, self.n_aps
         action_dims = np.asarray(self.spec.action_dims)
         ap_table, slot_table, q_table = self._ap.ravel(), self._slot.ravel(), self._q.ravel()
@@ -362,25 +362,9 @@ class WirelessGrid(BatchedGame):
 # Factories
 # ------------------------------------------------------------------------------------------------
 
-def config_dict(cfg: Any = None) -> dict[str, Any]:
-    """A plain dict of config keys from a dict, a :class:`WirelessConfig`, any dataclass or None."""
-    if cfg is None:
-        return {}
-    if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
-        return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
-    if isinstance(cfg, Mapping):
-        return dict(cfg)
-    raise ConfigError(f"env config must be a mapping of keys or a WirelessConfig, got {type(cfg).__name__}")
-
-
 def make(cfg: Any = None, num_envs: int = 1, seed: int | None = None) -> WirelessGrid:
     """Build the game from config keys (see :class:`WirelessConfig`); unknown keys are refused."""
-    values = config_dict(cfg)
-    known = {f.name for f in dataclasses.fields(WirelessConfig)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(f"unknown wireless grid config keys {unknown}; valid keys: {', '.join(sorted(known))}")
-    return WirelessGrid(**values, num_envs=num_envs, seed=seed)
+    return WirelessGrid(**config_values(WirelessConfig, cfg, what="wireless grid"), num_envs=num_envs, seed=seed)
 
 
 def parallel_env(render_mode: str | None = None, **cfg: Any):
