@@ -271,7 +271,7 @@ def start_run(sel: Selection, cfg: DictConfig, argv: list[str] | None = None, pm
     run = Run(path, tensorboard=bool(cfg.run.tensorboard))
     run.write_config(cfgmod.to_yaml(cfg))
     plugins = {i.distribution: i.version for i in pm.infos}
-    run.write_meta({"algo": sel.algo.name, "env": sel.env_name, "safenet": __version__, "plugins": plugins,
+    run.write_meta({**({"argv": list(argv)} if argv is not None else {}), "algo": sel.algo.name, "env": sel.env_name, "safenet": __version__, "plugins": plugins,
                     "algo_plugin": getattr(pm.plugin_of(sel.algo), "distribution", None),
                     "env_plugin": getattr(pm.plugin_of(sel.env), "distribution", None)})
     try:
