@@ -44,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
                       help="greedy actions (the default unless the run's trainer.eval_deterministic is false)")
     mode.add_argument("--stochastic", dest="deterministic", action="store_false", help="sample the policy")
     sp.add_argument("--json", action="store_true")
+    sp.add_argument("--video", metavar="FILE", help="also write a video of one episode of the policy "
+                    "(.gif with Pillow; .mp4 needs imageio with ffmpeg); the environment must render")
+    sp.add_argument("--video-steps", type=int, default=300, metavar="N", help="at most N steps in the video (300)")
 
     sp = sub.add_parser("plot", help="plot reward and cost curves of runs (seeds aggregated)")
     sp.add_argument("run_dirs", nargs="+")
@@ -194,6 +197,10 @@ def cmd_eval(args) -> int:
     algo = make_algorithm(sel, game.spec, cfg)
     algo.load_state_dict(state["algo"])
     deterministic = bool(cfg.trainer.eval_deterministic) if args.deterministic is None else args.deterministic
+    if args.video:
+        out = write_policy_video(algo, make_game(sel, cfg, 1, args.seed), args.video, steps=args.video_steps,
+                                 seed=args.seed, deterministic=deterministic)
+        print(f"wrote video {out}")
     res = evaluate(algo, game, args.episodes, seed=args.seed, deterministic=deterministic, gamma=algo_gamma(cfg))
     spec = game.spec
     limits = spec.cost_limit_array()
@@ -218,6 +225,48 @@ def cmd_eval(args) -> int:
         table.add_row(f"episode cost {c} (worst agent)", f"{worst:.4f}", f"{lim:.4g}", "yes" if worst <= lim else "NO")
     Console(width=max(100, Console().width)).print(table)
     return 0
+
+
+VIDEO_FORMATS = (".gif", ".mp4", ".webm", ".avi", ".mkv")
+
+
+def write_policy_video(algo, game, path: str | Path, *, steps: int = 300, seed: int = 0,
+                       deterministic: bool = True, fps: float | None = None) -> Path:
+    """Play one episode (at most ``steps`` steps) of ``algo`` on a one-copy ``game`` and save its frames.
+
+    ``.gif`` is written with Pillow; other formats (``.mp4``, ...) with imageio (and its ffmpeg plugin).
+    The frame rate defaults to the game's control rate (``1 / game.dt`` when it has one, else 20).
+    """
+    path = Path(path)
+    if path.suffix.lower() not in VIDEO_FORMATS:
+        raise SafenetError(f"--video {path}: unknown video format {path.suffix!r}; use one of {', '.join(VIDEO_FORMATS)}")
+    if steps <= 0:
+        raise SafenetError(f"--video-steps must be positive, got {steps}")
+    obs, info = game.reset(seed=seed)
+    frames = [game.render()]
+    for _ in range(steps):
+        actions, _ = algo.act(obs, info, deterministic=deterministic)
+        obs, _, _, term, trunc, info = game.step(actions)
+        if (term | trunc).any():
+            break
+        frames.append(game.render())
+    game.close()
+    fps = fps or (1.0 / float(game.dt) if getattr(game, "dt", None) else 20.0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".gif":
+        from PIL import Image
+
+        images = [Image.fromarray(f) for f in frames]
+        images[0].save(path, save_all=True, append_images=images[1:], duration=max(20, round(1000 / fps)), loop=0)
+    else:
+        try:
+            import imageio.v2 as imageio
+
+            imageio.mimsave(path, frames, fps=fps)
+        except Exception as exc:  # noqa: BLE001 - missing imageio or ffmpeg: say how to get a video anyway
+            raise SafenetError(f"--video {path}: cannot write {path.suffix} ({type(exc).__name__}: {exc}); "
+                               f"install imageio[ffmpeg] or use a .gif file") from exc
+    return path
 
 
 def cmd_plot(args) -> int:

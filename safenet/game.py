@@ -185,8 +185,12 @@ class BatchedGame(abc.ABC):
     def state(self) -> np.ndarray:
         raise SafenetError(f"game {self.spec.name!r} has no global state")
 
-    def render(self) -> np.ndarray | None:  # pragma: no cover - optional
-        return None
+    def render(self, env_index: int = 0) -> np.ndarray:
+        """An RGB frame ``[H, W, 3]`` (uint8) of copy ``env_index``, for videos (``safenet eval --video``).
+
+        Optional: games that can draw themselves override it; the default says the game cannot.
+        """
+        raise SafenetError(f"game {self.spec.name!r} cannot render frames (its environment plugin offers no render())")
 
     def close(self) -> None:
         pass

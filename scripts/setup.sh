@@ -16,7 +16,9 @@ $PIP install -q "setuptools>=77" wheel
 $PIP install -q -c constraints.txt "torch==2.13.0"
 targets=(-e ".[test,tensorboard]")
 for d in envs/*/ plugins/*/; do
-  [ -f "$d/pyproject.toml" ] && targets+=(-e "$d")
+  [ -f "$d/pyproject.toml" ] || continue
+  # distributions that declare a [test] extra get it (test-only dependencies such as gymnasium-robotics)
+  if grep -qE '^test *=' "$d/pyproject.toml"; then targets+=(-e "${d%/}[test]"); else targets+=(-e "$d"); fi
 done
 $PIP install -q -c constraints.txt "${targets[@]}"
 echo "safenet installed in $VENV with: $(ls -d envs/*/ plugins/*/ 2>/dev/null | tr '\n' ' ')"
