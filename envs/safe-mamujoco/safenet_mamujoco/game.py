@@ -2,13 +2,15 @@
 
 One step, for all copies at once (no Python loop over agents):
 
-1. validate the actions ``[B, n, a]`` (shape, NaN/inf refused before the simulation is touched) and
-   scatter them to the actuators with one precomputed index;
-2. step the copies (``sim.Simulator``: thread pool, Gymnasium's ``mj_step`` semantics);
-3. forward velocity from the displacement of the robot's reference point over ``dt``; reward, health,
-   costs and task features as numpy expressions over ``[B]``;
-4. observations and state gathered from one source row per copy with precomputed index arrays
-   (``layout``); copies whose episode ended are reset (``info["final_obs"]``, ``info["final_state"]``).
+1. check the actions ``[B, n, a]`` (shape; NaN/inf refused before the simulation is touched, found
+   through the sum of squares the control cost needs anyway) and put them in actuator order;
+2. step the copies (``sim.Simulator``: Gymnasium's ``mj_step`` semantics, a thread pool for batches);
+   each copy writes its new state into its *source row* (``layout.SourceLayout``);
+3. task features, reward, health and cost from a few columns of the source rows (``columns``: numpy
+   expressions over ``[B]`` for a batch, plain floats for a single copy), written back into the rows;
+4. observations, global state, rewards and costs of all agents: one gather from the source rows with one
+   precomputed index, into one fresh float32 array the outputs are views of. Copies whose episode ended
+   are reset (``info["final_obs"]``, ``info["final_state"]``).
 
 Rewards (Gymnasium v5 / MaMuJoCo, shared by all agents): ant robots
 ``vx + 1[healthy] - 0.5 |a|^2 - 5e-4 |clip(cfrc_ext, -1, 1)|^2``; HalfCheetah ``vx - 0.1 |a|^2``;
@@ -17,6 +19,7 @@ Coupled HalfCheetah the mean of both cheetahs' ``vx - 0.1 |a_k|^2``; Hopper / Wa
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -26,6 +29,7 @@ from safenet.errors import SafenetError
 from safenet.game import BatchedGame, GameSpec, StepResult, to_parallel_env
 
 from . import models
+from .columns import Columns, columns_for
 from .config import FAMILIES, MamujocoConfig
 from .layout import (SourceLayout, agent_graph, hop_rings, joint_adjacency, observation_index, state_index)
 from .robots import make_robot
@@ -38,9 +42,10 @@ CORRIDOR_MARGIN = 1.8          # cost within this distance of a wall (spec)
 BOMB_RADIUS = 5.0              # cost when a torso is within this distance of the bomb in x
 
 
-def bomb_control(t: np.ndarray) -> np.ndarray:
-    """Open-loop push on the bomb's slide joint at simulation time ``t`` (seconds)."""
-    return 0.02 * np.sin(np.asarray(t) / 3.0) ** 2 - 0.004
+def bomb_control(t: np.ndarray | float) -> np.ndarray | float:
+    """Open-loop push on the bomb's slide joint at simulation time ``t`` (seconds; an array or a float)."""
+    s = math.sin(t / 3.0) if isinstance(t, float) else np.sin(np.asarray(t) / 3.0)
+    return 0.02 * s * s - 0.004
 
 
 class MamujocoGame(BatchedGame):
@@ -76,22 +81,27 @@ class MamujocoGame(BatchedGame):
         m.vis.global_.offheight = max(m.vis.global_.offheight, cfg.render_height)
         self.frame_skip = fam.frame_skip or robot.frame_skip
         self.dt = float(m.opt.timestep) * self.frame_skip
-        # -- agents, graph, observation layout --------------------------------------------------
+        # -- agents, graph, source row and observation layout -----------------------------------------
         adj = joint_adjacency(robot)
         n = len(parts)
         self.rings = hops if hops is not None else [hop_rings(p, adj, cfg.agent_obsk) for p in parts]
-        n_feat = {"corridor": 2, "bomb": 6}.get(fam.scenario, 0)
+        bomb = fam.scenario == "bomb"
         uses_cfrc = "cfrc_ext" in {c for cats in robot.local_categories for c in cats}
-        self.layout = lay = SourceLayout(m.nq, m.nv, m.nbody if uses_cfrc else 0, n_feat)
-        feats = list(range(lay.features, lay.features + n_feat))
+        self.layout = lay = SourceLayout(m.nq, m.nv, n_cfrc_bodies=m.nbody if uses_cfrc else 0,
+                                         n_track=2 if robot.kind == "ant" else 0, time=bomb, tendon=bomb,
+                                         n_features={"corridor": 2, "bomb": 4}.get(fam.scenario, 0))
+        feats = list(range(lay.features, lay.features + lay.n_features))
+        if bomb:   # the tendon's length and velocity are the last two bomb features
+            feats += [lay.tendon_at, lay.tendon_at + 1]
         self.obs_index, obs_dims = observation_index(m, robot, self.rings, lay, feats)
         self.state_idx = state_index(m, robot, lay, feats)
         self._adr = lambda name: int(m.jnt_qposadr[mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, name)])
         self._dof = lambda name: int(m.jnt_dofadr[mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, name)])
-        if fam.scenario == "bomb":   # source columns the bomb features read every step
+        if bomb:   # source columns the bomb features read every step
             self._bomb_cols = (self._adr("bomb_slide"), lay.qvel + self._dof("bomb_slide"), self._adr("rootx0"),
                                self._adr("rootx1"))
-        # actions: agent i's slot k drives the actuator of its k-th joint
+        self._ref_cols = self._reference_columns()
+        # actions: agent i's slot k drives the actuator of its k-th joint; agents' actuators come first
         act_of_joint = {mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_JOINT, int(m.actuator_trnid[a, 0])): a
                         for a in range(m.nu)}
         a_max = max(len(p) for p in parts)
@@ -100,11 +110,14 @@ class MamujocoGame(BatchedGame):
             for k, joint in enumerate(part):
                 cols.append(act_of_joint[joint])
                 src.append(i * a_max + k)
-        order = np.argsort(cols)
-        self._act_cols = np.asarray(cols, dtype=np.intp)[order]
-        self._act_src = np.asarray(src, dtype=np.intp)[order]
-        self._ctrl_direct = bool(len(cols) == m.nu and np.array_equal(self._act_cols, np.arange(m.nu)))
-        self._bomb_act = act_of_joint.get("bomb_slide")
+        if sorted(cols) != list(range(len(cols))):
+            raise SafenetError(f"{self.task_name}: the agents' actuators must be the model's first {len(cols)}")
+        self._act_src = np.asarray(src, dtype=np.intp)[np.argsort(cols)]      # flat action slot of each actuator
+        self._act_identity = bool(np.array_equal(self._act_src, np.arange(n * a_max)))
+        self._padded = len(cols) < n * a_max
+        # coupled: the mean of both cheetahs' 0.1 |a_k|^2 is 0.05 times the sum of squares of all actions
+        self._ctrl_weight = CTRL_COST[robot.kind] * (0.5 if robot.kind == "coupled" else 1.0)
+        bomb_act = act_of_joint.get("bomb_slide")
         # cost limit and spec
         limit = fam.cost_limit if cfg.cost_limit is None else float(cfg.cost_limit)
         constrained = fam.scenario != "none"
@@ -120,82 +133,107 @@ class MamujocoGame(BatchedGame):
             action_low=-1.0, action_high=1.0, state_dim=len(self.state_idx))
         self.agent_joints = dict(zip(self.spec.agents, parts))
         self.joint_labels = joint_names
+        self._action_shape = (B, n, a_max)
+        # -- the rules' constants, looked up once (the single copy's step is a few µs of Python) ---------
+        self._kind, self._scenario, self._nqv = robot.kind, fam.scenario, m.nq + m.nv
+        self._health_rule = robot.kind in ("ant", "hopper", "walker")
+        self._terminates = cfg.terminate_when_unhealthy and self._health_rule
+        self._z_range, self._upside_down_unhealthy = robot.healthy_z, fam.upside_down_unhealthy
+        self._x_velocity_only = fam.x_velocity_only
+        self._corridor_limit = fam.wall_offset - CORRIDOR_MARGIN
+        # -- outputs: gathers from the source rows, index arrays shaped like the outputs -------------
+        self._reward_index = np.full(n, lay.reward, dtype=np.intp)
+        self._cost_index = np.full((n, 1 if constrained else 0), lay.cost, dtype=np.intp)
         # -- batched state ----------------------------------------------------------------------
         self.src = np.zeros((B, lay.size))
-        track = [mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, robot.main_body)] if robot.kind == "ant" else []
-        self.sim = Simulator(m, B, self.frame_skip, cfg.threads, contact_forces=uses_cfrc, track_bodies=track,
-                             qpos=self.src[:, : m.nq], qvel=self.src[:, lay.qvel: lay.qvel + m.nv])
+        self._src32 = np.zeros((B, lay.size), dtype=np.float32)   # float32 copy the outputs are gathered from
+        self._cfrc_block = self.src[:, lay.cfrc: lay.track]
+        self._cols: Columns = columns_for(self.src)
+        track = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, robot.main_body) if robot.kind == "ant" else None
+        self.sim = Simulator(m, self.frame_skip, cfg.threads, self.src, lay, n_controls=len(cols), track_body=track,
+                             clock_control=(bomb_act, bomb_control) if bomb_act is not None else None)
         self._rng = np.random.default_rng(seed)
         self._t = np.zeros(B, dtype=np.int64)
         self._ready = False
         self._renderer = None
-        self._x_idx = self._forward_index()
+        self._last_state: np.ndarray | None = None
 
     # -- pieces ------------------------------------------------------------------------------------
-    def _forward_index(self) -> list[int]:
-        """qpos addresses whose displacement is the forward motion (non-ant robots)."""
+    def _reference_columns(self) -> list[int]:
+        """Source columns whose displacement over ``dt`` is the velocity (x first)."""
         kind = self.robot.kind
+        if kind == "ant":      # the torso body's x, y (Gymnasium reads xpos, not the free joint's qpos)
+            return [self.layout.track, self.layout.track + 1]
         if kind == "coupled":
             return [self._adr("rootx0"), self._adr("rootx1")]
         if kind == "swimmer":
             return [self._adr("slider1"), self._adr("slider2")]
-        if kind in ("cheetah", "hopper", "walker"):
-            return [self._adr("rootx")]
-        return []
+        return [self._adr("rootx")]     # cheetah, hopper, walker
 
-    def _position(self) -> np.ndarray:
-        """The reference point(s) whose displacement over ``dt`` is the velocity: ``[B, k]``."""
-        if self.robot.kind == "ant":
-            return self.sim.xpos[:, 0, :2].copy()
-        return self.src[:, self._x_idx].copy()
-
-    def _healthy(self) -> np.ndarray:
-        r, q = self.robot, self.src
-        nq, nv = self.model.nq, self.model.nv
-        if r.kind == "ant":
-            z = q[:, 2]
-            ok = np.isfinite(q[:, : nq + nv]).all(axis=1) & (z >= r.healthy_z[0]) & (z <= r.healthy_z[1])
-            if self.family.upside_down_unhealthy:     # torso z axis: 1 - 2 (q1^2 + q2^2) from its quaternion
-                ok &= 1.0 - 2.0 * (q[:, 4] ** 2 + q[:, 5] ** 2) >= -0.7
+    def _healthy(self, c: Columns):
+        if self._kind == "ant":
+            z = c.get(2)
+            ok = c.rows_finite(0, self._nqv) & (z >= self._z_range[0]) & (z <= self._z_range[1])
+            if self._upside_down_unhealthy:     # torso z axis: 1 - 2 (q1^2 + q2^2) from its quaternion
+                q1, q2 = c.get(4), c.get(5)
+                ok = ok & (1.0 - 2.0 * (q1 * q1 + q2 * q2) >= -0.7)
             return ok
-        if r.kind in ("hopper", "walker"):
-            z, angle = q[:, 1], q[:, 2]
-            ok = (z > r.healthy_z[0]) & (z < r.healthy_z[1]) & (angle > r.healthy_angle[0]) & (angle < r.healthy_angle[1])
-            if r.kind == "hopper":
-                rest = np.concatenate([q[:, 2:nq], q[:, nq: nq + nv]], axis=1)
-                ok &= ((rest > -100.0) & (rest < 100.0)).all(axis=1)
-            return ok
-        return np.ones(self.num_envs, dtype=bool)
+        z, angle = c.get(1), c.get(2)
+        (z_lo, z_hi), (a_lo, a_hi) = self._z_range, self.robot.healthy_angle
+        ok = (z > z_lo) & (z < z_hi) & (angle > a_lo) & (angle < a_hi)
+        if self._kind == "hopper":          # every other position and velocity within +-100
+            ok = ok & c.rows_within(2, self._nqv, 100.0)
+        return ok
 
-    def _features(self) -> None:
+    def _features(self, c: Columns) -> None:
         """Write the task features into the source rows (corridor position, bomb state)."""
-        fam, q, f = self.family, self.src, self.layout.features
-        if fam.scenario == "corridor":
-            x, y = q[:, 0], q[:, 1]
-            q[:, f] = x / 5.0
-            q[:, f + 1] = y - models.corridor_centre(x)
-        elif fam.scenario == "bomb":
+        f = self.layout.features
+        if self._scenario == "corridor":
+            x = c.get(0)
+            c.put(f, x / 5.0)
+            c.put(f + 1, c.get(1) - models.corridor_centre(x))
+        elif self._scenario == "bomb":
             slide, slide_v, x0, x1 = self._bomb_cols
-            xb = models.BOMB_START + q[:, slide]
-            q[:, f] = q[:, slide_v]
-            q[:, f + 1] = bomb_control(self.sim.time)
-            q[:, f + 2: f + 4] = np.clip((xb[:, None] - q[:, [x0, x1]]) * 0.1, -5.0, 5.0)
-            q[:, f + 4: f + 6] = self.sim.ten[:, :2]          # tendon length and velocity
+            xb = models.BOMB_START + c.get(slide)
+            c.put(f, c.get(slide_v))
+            c.put(f + 1, bomb_control(c.get(self.layout.clock)))
+            c.put(f + 2, c.clip((xb - c.get(x0)) * 0.1, -5.0, 5.0))
+            c.put(f + 3, c.clip((xb - c.get(x1)) * 0.1, -5.0, 5.0))
+
+    def _outcome(self, c: Columns, before: list, ctrl_sq):
+        """``(reward, unsafe, healthy, x velocity)`` of every copy after a step (features already written)."""
+        kind, scenario, dt = self._kind, self._scenario, self.dt
+        vx = (c.get(self._ref_cols[0]) - before[0]) / dt
+        vy = (c.get(self._ref_cols[1]) - before[1]) / dt if len(before) > 1 else None   # ant: y; coupled: 2nd x
+        reward = ((vx + vy) / 2.0 if kind == "coupled" else vx) - self._ctrl_weight * ctrl_sq
+        healthy = True
+        if self._health_rule:
+            healthy = self._healthy(c)
+            reward = reward + HEALTHY_REWARD * healthy
+        if kind == "ant":
+            reward = reward - CONTACT_COST * c.sumsq(self._cfrc_block)
+        if scenario == "velocity":
+            speed = abs(vx) if vy is None or self._x_velocity_only else c.sqrt(vx * vx + vy * vy)
+            unsafe = speed > self.velocity_threshold
+        elif scenario == "corridor":
+            unsafe = (abs(c.get(self.layout.features + 1)) > self._corridor_limit) | c.not_(healthy)
+        elif scenario == "bomb":
+            slide, _, x0, x1 = self._bomb_cols
+            xb = models.BOMB_START + c.get(slide)
+            unsafe = (abs(xb - c.get(x0)) < BOMB_RADIUS) | (abs(xb - c.get(x1)) < BOMB_RADIUS)
+        else:
+            unsafe = False
+        return reward, unsafe, healthy, vx
 
     def _bomb_x(self) -> np.ndarray:
         return models.BOMB_START + self.src[:, self._bomb_cols[0]]
 
-    def _finish_source(self) -> None:
-        lay = self.layout
-        if lay.n_cfrc_bodies:
-            np.clip(self.sim.cfrc.reshape(self.num_envs, -1), -1.0, 1.0, out=self.src[:, lay.cfrc: lay.features])
-        self._features()
-
-    def _obs(self) -> np.ndarray:
-        return self.src[:, self.obs_index].astype(np.float32)
-
-    def _state(self) -> np.ndarray:
-        return self.src[:, self.state_idx].astype(np.float32)
+    def _observe(self) -> tuple[np.ndarray, np.ndarray]:
+        """Observations ``[B, n, o]`` and global state ``[B, S]``: fresh float32 arrays gathered from the rows."""
+        np.copyto(self._src32, self.src)
+        obs, state = self._src32.take(self.obs_index, axis=1), self._src32.take(self.state_idx, axis=1)
+        self._last_state = state
+        return obs, state
 
     def _fresh(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Gymnasium's initial-state noise around the model's rest pose."""
@@ -213,7 +251,8 @@ class MamujocoGame(BatchedGame):
         if seed is not None:
             self._rng = np.random.default_rng(seed)
         qpos, qvel = self._fresh(self.num_envs)
-        return self.set_state(qpos, qvel), {"state": self._state()}
+        obs = self.set_state(qpos, qvel)
+        return obs, {"state": self.state()}
 
     def set_state(self, qpos: Any, qvel: Any) -> np.ndarray:
         """Put every copy in state ``(qpos, qvel)`` (``[nq]``/``[nv]`` or per copy); returns the observations."""
@@ -226,88 +265,54 @@ class MamujocoGame(BatchedGame):
                                f"(or one row per copy)") from None
         if not (np.isfinite(qpos).all() and np.isfinite(qvel).all()):
             raise SafenetError(f"{self.spec.name}: set_state got NaN or inf")
-        self.sim.set_state(np.arange(B), qpos, qvel)
+        self.sim.set_state(range(B), qpos, qvel)
         self._t[:] = 0
-        self._finish_source()
+        self._features(self._cols)
         self._ready = True
-        return self._obs()
+        return self._observe()[0]
 
     def step(self, actions: Any) -> StepResult:
         if not self._ready:
             raise SafenetError(f"{self.spec.name}: call reset() before step()")
-        a = self.check_actions(actions)
-        B, fam, kind = self.num_envs, self.family, self.robot.kind
-        flat = a.reshape(B, -1)[:, self._act_src]                     # [B, nu_agents], actuator order
-        if self._ctrl_direct:
-            ctrl = flat
-        else:
-            ctrl = np.zeros((B, self.model.nu))
-            ctrl[:, self._act_cols] = flat
-            if self._bomb_act is not None:
-                ctrl[:, self._bomb_act] = bomb_control(self.sim.time)
-        before = self._position()
+        a = np.asarray(actions, dtype=np.float64)
+        if a.shape != self._action_shape:
+            self.check_actions(a)                                     # raises the protocol's shape error
+        c, lay = self._cols, self.layout
+        ctrl = a.reshape(self.num_envs, -1)
+        if not self._act_identity:
+            ctrl = ctrl[:, self._act_src]                             # [B, nu_agents], actuator order
+        ctrl_sq = c.sumsq(ctrl)
+        # NaN or inf in an action makes its copy's sum of squares non-finite; only then (or when some
+        # agents have padded action slots) look at every entry, and refuse before stepping.
+        if self._padded or not c.finite(ctrl_sq):
+            self.check_actions(a)
+        before = c.snapshot(self._ref_cols)
         self.sim.step(ctrl)
-        self._finish_source()
-        vel = (self._position() - before) / self.dt                   # [B, k]
-        # -- reward ----------------------------------------------------------------------------
-        sq = flat * flat
-        healthy = self._healthy()
-        if kind == "coupled":
-            half = self.model.nu // 2 if self._bomb_act is None else (self.model.nu - 1) // 2
-            c = self._act_cols < half
-            forward = vel.mean(axis=1)
-            ctrl_cost = CTRL_COST[kind] * 0.5 * (sq[:, c].sum(axis=1) + sq[:, ~c].sum(axis=1))
-        else:
-            forward = vel[:, 0]
-            ctrl_cost = CTRL_COST[kind] * sq.sum(axis=1)
-        r = forward - ctrl_cost
-        if kind in ("ant", "hopper", "walker"):
-            r = r + HEALTHY_REWARD * healthy
-        if kind == "ant":
-            lay = self.layout
-            r = r - CONTACT_COST * np.square(self.src[:, lay.cfrc: lay.features]).sum(axis=1)
-        reward = np.repeat(r[:, None], self.spec.n, axis=1).astype(np.float32)
-        # -- cost ------------------------------------------------------------------------------
-        if fam.scenario == "corridor":
-            off = self.src[:, self.layout.features + 1]
-            unsafe = (np.abs(off) > fam.wall_offset - CORRIDOR_MARGIN) | ~healthy
-        elif fam.scenario == "bomb":
-            xb = self._bomb_x()
-            unsafe = ((np.abs(xb - self.src[:, self._x_idx[0]]) < BOMB_RADIUS)
-                      | (np.abs(xb - self.src[:, self._x_idx[1]]) < BOMB_RADIUS))
-        elif fam.scenario == "velocity":
-            speed = np.abs(vel[:, 0]) if fam.x_velocity_only else np.sqrt((vel ** 2).sum(axis=1))
-            unsafe = speed > self.velocity_threshold
-        else:
-            unsafe = None
-        if unsafe is None:
-            cost = np.zeros((B, self.spec.n, 0), dtype=np.float32)
-        else:
-            cost = np.repeat(unsafe.astype(np.float32)[:, None, None], self.spec.n, axis=1)
-        # -- episode ends ----------------------------------------------------------------------
-        self._t += 1
-        terminated = ~healthy if (self.cfg.terminate_when_unhealthy and kind in ("ant", "hopper", "walker")) \
-            else np.zeros(B, dtype=bool)
-        truncated = (self._t >= self.spec.episode_length) & ~terminated
-        obs = self._obs()
-        info: dict[str, Any] = {"x_velocity": vel[:, 0].copy()}
-        done = terminated | truncated
-        if done.any():
-            info["final_obs"] = obs.copy()
-            info["final_state"] = self._state()
-            ids = np.flatnonzero(done)
+        if lay.n_features:
+            self._features(c)
+        reward, unsafe, healthy, vx = self._outcome(c, before, ctrl_sq)
+        c.put(lay.reward, reward)
+        c.put(lay.cost, unsafe)
+        terminated, truncated, done = c.tick(self._t, self.spec.episode_length,
+                                             c.not_(healthy) if self._terminates else False)
+        obs, state = self._observe()
+        reward, cost = self._src32.take(self._reward_index, axis=1), self._src32.take(self._cost_index, axis=1)
+        info: dict[str, Any] = {"x_velocity": c.array(vx)}
+        if done:
+            info["final_obs"], info["final_state"] = obs, state
+            ids = np.flatnonzero(terminated | truncated)
             qpos, qvel = self._fresh(len(ids))
             self.sim.set_state(ids, qpos, qvel)
             self._t[ids] = 0
-            self._finish_source()
-            obs = self._obs()
-        info["state"] = self._state()
+            self._features(c)
+            obs, state = self._observe()
+        info["state"] = state
         return obs, reward, cost, terminated, truncated, info
 
     def state(self) -> np.ndarray:
         if not self._ready:
             raise SafenetError(f"{self.spec.name}: call reset() before state()")
-        return self._state()
+        return self._last_state.copy()
 
     def render(self, env_index: int = 0) -> np.ndarray:
         """An RGB frame ``[H, W, 3]`` (uint8) of copy ``env_index`` from the tracking camera."""

@@ -1,11 +1,12 @@
 """Observation layout: k-hop joint rings, the agents' graph, and index arrays for one-shot gathers.
 
-Every step the game writes one flat *source* row per copy::
+Every step the game writes one flat float64 *source* row per copy::
 
-    [ qpos (nq) | qvel (nv) | clip(cfrc_ext, -1, 1) (nbody*6, ant robots) | task features | 0 ]
+    [ qpos (nq) | qvel (nv) | clip(cfrc_ext, -1, 1) (nbody*6, ant robots) | tracked body x, y (ants)
+      | time (bomb) | tendon length, velocity (bomb) | task features | reward | cost | 0 ]
 
-and every agent's observation (and the global state) is ``source[:, index]`` with an index array
-built here once, padded with the trailing zero. The order inside an observation follows MaMuJoCo:
+and every agent's observation (and the global state, reward and cost) is ``source[:, index]`` with
+an index array built here once, padded with the trailing zero. The order inside an observation follows MaMuJoCo:
 ring by ring (own joints first, then those 1 hop away, ...), joints sorted by name inside a ring,
 for each joint the categories of its ring (``qpos``, ``qvel``, ``cfrc_ext`` of the bodies it moves,
 each body once per agent); then the global parts (positions, then velocities of the root), then
@@ -13,7 +14,7 @@ the task features.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import mujoco
 import numpy as np
@@ -51,32 +52,39 @@ def agent_graph(parts: Partition, adj: dict[str, set[str]]) -> Graph:
 
 @dataclass
 class SourceLayout:
-    """Where each quantity sits in the source row."""
+    """Where each quantity sits in the source row (blocks of size 0 are absent).
+
+    The offsets are plain attributes computed once: the step reads them a few dozen times."""
 
     nq: int
     nv: int
-    n_cfrc_bodies: int          # 0 when the robot does not observe contact forces
-    n_features: int
+    n_cfrc_bodies: int = 0      # 0 when the robot does not observe contact forces
+    n_track: int = 0            # 2: x, y of the body whose displacement is the forward motion (ant robots)
+    time: bool = False          # simulation time (tasks whose features depend on it)
+    tendon: bool = False        # length and velocity of tendon 0
+    n_features: int = 0
+    qvel: int = field(init=False)
+    cfrc: int = field(init=False)
+    track: int = field(init=False)
+    clock: int = field(init=False)
+    tendon_at: int = field(init=False)
+    features: int = field(init=False)
+    reward: int = field(init=False)
+    cost: int = field(init=False)
+    zero: int = field(init=False)
+    size: int = field(init=False)
 
-    @property
-    def qvel(self) -> int:
-        return self.nq
-
-    @property
-    def cfrc(self) -> int:
-        return self.nq + self.nv
-
-    @property
-    def features(self) -> int:
-        return self.cfrc + 6 * self.n_cfrc_bodies
-
-    @property
-    def zero(self) -> int:
-        return self.features + self.n_features
-
-    @property
-    def size(self) -> int:
-        return self.zero + 1
+    def __post_init__(self) -> None:
+        self.qvel = self.nq
+        self.cfrc = self.qvel + self.nv
+        self.track = self.cfrc + 6 * self.n_cfrc_bodies
+        self.clock = self.track + self.n_track
+        self.tendon_at = self.clock + int(self.time)
+        self.features = self.tendon_at + 2 * int(self.tendon)
+        self.reward = self.features + self.n_features
+        self.cost = self.reward + 1
+        self.zero = self.cost + 1
+        self.size = self.zero + 1
 
 
 def _jid(model: mujoco.MjModel, name: str) -> int:

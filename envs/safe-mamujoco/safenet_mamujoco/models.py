@@ -56,8 +56,16 @@ def _motor(joint: str, gear: float, ctrl: bool = True, name: str = "") -> str:
 TAN30 = math.tan(math.radians(30.0))
 
 
-def corridor_centre(x: np.ndarray) -> np.ndarray:
-    """Centre line ``c(x)`` of the zig-zag corridor (spec: slopes ±tan 30° with corners at 20, 60, 100)."""
+def corridor_centre(x: np.ndarray | float) -> np.ndarray | float:
+    """Centre line ``c(x)`` of the zig-zag corridor (spec: slopes ±tan 30° with corners at 20, 60, 100).
+
+    ``x``: an array, or a float (then a float comes back, without numpy's per-call cost)."""
+    if isinstance(x, float):
+        if x < 20.0:
+            return x * TAN30
+        if x < 60.0:
+            return -(x - 40.0) * TAN30
+        return (x - 80.0) * TAN30 if x < 100.0 else 20.0 * TAN30
     x = np.asarray(x, dtype=np.float64)
     return np.where(x < 20.0, x * TAN30,
                     np.where(x < 60.0, -(x - 40.0) * TAN30,

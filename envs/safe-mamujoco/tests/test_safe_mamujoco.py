@@ -129,17 +129,70 @@ def test_agent_obsk_widens_the_observation():
     assert dims[1][2] == dims[0][2] + 4                    # plus the hips of the two neighbouring segments
 
 
-def test_threads_and_batching_do_not_change_results():
-    single = make_task("safe_ant_8x1", threads=1, num_envs=4, seed=5)
-    multi = make_task("safe_ant_8x1", threads=2, num_envs=4, seed=5)
+@pytest.mark.parametrize("threads", [2, 3])
+def test_threads_and_batching_do_not_change_results(threads):
+    single = make_task("safe_ant_8x1", threads=1, num_envs=5, seed=5)
+    multi = make_task("safe_ant_8x1", threads=threads, num_envs=5, seed=5)
+    assert multi.sim.threads == threads
     rng = np.random.default_rng(0)
     o1, _ = single.reset(seed=5)
     o2, _ = multi.reset(seed=5)
     for _ in range(30):
-        a = rng.uniform(-1, 1, (4, 8, 1))
+        a = rng.uniform(-1, 1, (5, 8, 1))
         r1, r2 = single.step(a), multi.step(a)
         for x, y in zip(r1[:5], r2[:5]):
             np.testing.assert_array_equal(x, y)
+        np.testing.assert_array_equal(r1[5]["state"], r2[5]["state"])
+
+
+# One copy is stepped with plain-float rules (columns.OneColumns), a batch with numpy ones (BatchColumns).
+@pytest.mark.parametrize("name", ["safe_ant_8x1", "safety_ant_2x4_velocity", "safe_manyagent_ant_2x3",
+                                  "manyagent_ant_3x2", "safe_coupled_halfcheetah_6x2", "safety_halfcheetah_2x3_velocity",
+                                  "safety_hopper_3x1_velocity", "safety_walker2d_2x3_velocity",
+                                  "safety_swimmer_2x1_velocity"])
+def test_a_copy_alone_steps_like_a_copy_in_a_batch(name):
+    alone = make_task(name, num_envs=1, seed=0)
+    batch = make_task(name, num_envs=3, seed=0)
+    obs, _ = alone.reset(seed=3)
+    qpos, qvel = alone.sim.datas[0].qpos.copy(), alone.sim.datas[0].qvel.copy()
+    batch.reset(seed=4)
+    np.testing.assert_array_equal(batch.set_state(np.stack([qpos] * 3), np.stack([qvel] * 3))[0], obs[0])
+    s, rng = alone.spec, np.random.default_rng(1)
+    for t in range(120):
+        a = rng.uniform(-1.2, 1.2, (3, s.n, s.action_dim)) * s.action_mask()
+        one, many = alone.step(a[:1]), batch.step(a)
+        ended = bool(one[3][0] or one[4][0])     # then both start new episodes from different random states
+        for key, x, y in zip(("obs", "reward", "cost", "terminated", "truncated"), one[:5], many[:5]):
+            assert x.dtype == y.dtype and x.shape[1:] == y.shape[1:], key
+            if not (ended and key == "obs"):
+                np.testing.assert_allclose(x[0], y[0], rtol=1e-6, atol=1e-6, err_msg=f"step {t}: {key}")
+        for key in ("x_velocity",) + (("final_obs", "final_state") if ended else ("state",)):
+            np.testing.assert_allclose(one[5][key][0], many[5][key][0], rtol=1e-6, atol=1e-6,
+                                       err_msg=f"step {t}: {key}")
+        if ended:
+            break
+
+
+def test_column_helpers_agree_for_one_copy_and_a_batch():
+    from safenet_mamujoco.columns import BatchColumns, OneColumns
+
+    rows = np.random.default_rng(0).normal(0, 60, (4, 9))
+    rows[1, 3], rows[2, 5] = np.nan, np.inf
+    rows[3, 2] = 1e300                                        # finite, but its square overflows
+    batch = BatchColumns(rows)
+    for b in range(4):
+        one = OneColumns(rows[b: b + 1])
+        assert one.rows_finite(0, 9) == batch.rows_finite(0, 9)[b]
+        assert one.rows_within(1, 9, 100.0) == batch.rows_within(1, 9, 100.0)[b]
+        assert one.get(4) == batch.get(4)[b]
+        assert one.clip(one.get(0), -5.0, 5.0) == batch.clip(batch.get(0), -5.0, 5.0)[b]
+        if b == 0:
+            assert one.sumsq(rows[:1]) == pytest.approx(batch.sumsq(rows)[0], rel=1e-12)
+    assert batch.rows_finite(0, 9).tolist() == [True, False, False, True]
+    x = np.array([-30.0, 0.0, 17.5, 20.0, 40.0, 59.9, 60.0, 80.0, 99.0, 100.0, 150.0])
+    np.testing.assert_array_equal(corridor_centre(x), [corridor_centre(float(v)) for v in x])
+    t = np.linspace(0.0, 30.0, 11)
+    np.testing.assert_array_equal(bomb_control(t), [bomb_control(float(v)) for v in t])
 
 
 # -- costs ------------------------------------------------------------------------------------------
@@ -248,6 +301,28 @@ def test_bad_actions_are_refused_without_touching_the_simulation():
         make_task("safe_ant_8x1").step(np.zeros((1, 8, 1)))
     with pytest.raises(SafenetError, match="set_state got NaN"):
         game.set_state(np.full(game.model.nq, np.nan), np.zeros(game.model.nv))
+
+
+def test_bad_actions_are_refused_for_a_single_copy_too():
+    game = make_task("safety_halfcheetah_6x1_velocity", seed=0)
+    game.reset(seed=0)
+    before = game.src.copy()
+    for bad in (np.nan, np.inf, -np.inf):
+        a = np.zeros((1, 6, 1))
+        a[0, 4, 0] = bad
+        with pytest.raises(SafenetError, match="NaN or inf"):
+            game.step(a)
+    with pytest.raises(SafenetError, match=r"expected continuous actions of shape \(1, 6, 1\), got \(6, 1\)"):
+        game.step(np.zeros((6, 1)))
+    np.testing.assert_array_equal(game.src, before)
+    # finite actions whose sum of squares overflows are not mistaken for NaN; float32 actions are welcome
+    _, reward, *_ = game.step(np.full((1, 6, 1), 1e200))
+    assert reward[0, 0] == -np.inf
+    game.set_state(before[0, : game.model.nq], before[0, game.model.nq: game.model.nq + game.model.nv])
+    r32 = game.step(np.full((1, 6, 1), 0.3, dtype=np.float32))[1]
+    game.set_state(before[0, : game.model.nq], before[0, game.model.nq: game.model.nq + game.model.nv])
+    r64 = game.step(np.full((1, 6, 1), np.float32(0.3), dtype=np.float64))[1]
+    np.testing.assert_array_equal(r32, r64)
 
 
 # -- PettingZoo face and rendering -------------------------------------------------------------------
