@@ -1,0 +1,81 @@
+"""Training throughput of the PPO family: env-steps/s of the whole loop and its env/update split.
+
+    .venv/bin/python benchmarks/mappo_l_throughput.py --env grid_wireless_3x3 \\
+        --algos ippo,mappo,happo,mappo-l,dec-mappo-l --steps 20000 [--kappa 1] [--threads 1] [--set key=value ...]
+
+For each algorithm, in this one process and one after the other: a short training run without
+evaluation; prints env-steps/s of the full loop (collect + update), the seconds and share spent
+stepping the environment (including the algorithm's ``act``) and updating, the number of update
+stages per iteration, and the communication volume, next to the raw batched game's own step rate
+(uniform random actions, same batch size) measured in the same run — ratios compare like with like.
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+from safenet.trainer import Selection, make_game, start_run
+
+
+def raw_rate(sel: Selection, cfg, batch: int, seconds: float = 2.0) -> float:
+    game = make_game(sel, cfg, batch, seed=0)
+    spec = game.spec
+    rng = np.random.default_rng(0)
+    if spec.action_kind == "discrete":
+        actions = [(rng.random((batch, spec.n)) * np.asarray(spec.action_dims)).astype(np.int64) for _ in range(32)]
+    else:
+        actions = [rng.uniform(spec.action_low, spec.action_high, (batch, spec.n, spec.action_dim)) * spec.action_mask()
+                   for _ in range(32)]
+    game.reset(seed=0)
+    steps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        for a in actions:
+            game.step(a)
+        steps += len(actions) * batch
+    return steps / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--env", default="grid_wireless_3x3")
+    ap.add_argument("--algos", default="ippo,mappo,happo,mappo-l,dec-mappo-l")
+    ap.add_argument("--steps", type=int, default=20_000)
+    ap.add_argument("--kappa", type=int, default=None, help="algo.kappa of dec-mappo-l (default: its own)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads")
+    ap.add_argument("--preset", default="")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    run_dir = tempfile.mkdtemp(prefix="safenet-throughput-")
+    base = [f"trainer.total_steps={args.steps}", f"run.dir={run_dir}", "run.progress=none", "run.tensorboard=false",
+            "trainer.eval_every_steps=-1", f"trainer.torch_threads={args.threads}", *args.set]
+    print(f"{args.env}, {args.steps} env steps per algorithm, {args.threads} torch thread(s)")
+    raw = None
+    for algo in args.algos.split(","):
+        sel = Selection.resolve(algo, args.env)
+        kappa = [f"algo.kappa={args.kappa}"] if args.kappa is not None and algo == "dec-mappo-l" else []
+        cfg = sel.compose(preset=args.preset or None, overrides=[*base, *kappa])
+        if raw is None:
+            raw = raw_rate(sel, cfg, int(cfg.trainer.n_envs))
+            print(f"  raw game, B={int(cfg.trainer.n_envs)}: {raw:,.0f} env-steps/s")
+        trainer = start_run(sel, cfg)
+        t0 = time.perf_counter()
+        trainer.train()
+        wall = time.perf_counter() - t0
+        rows = trainer.run.metrics.read()
+        collect = sum(float(r["time/collect_s"]) for r in rows)
+        update = sum(float(r["time/update_s"]) for r in rows)
+        loop = trainer.env_steps / (collect + update)
+        last = rows[-1]
+        print(f"  {algo:12s} {loop:8,.0f} env-steps/s ({loop / raw:.3f}x raw)  env+act {collect:6.1f} s "
+              f"({100 * collect / (collect + update):3.0f}%)  update {update:6.1f} s ({100 * update / (collect + update):3.0f}%)  "
+              f"stages {float(last.get('train/stages', 0)):.0f}  comm/update {float(last.get('comm/floats_per_update', 0)):,.0f}  "
+              f"wall {wall:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
