@@ -13,6 +13,11 @@ FACTORY = "safenet_cacc.cacc:make"
 PARALLEL_ENV = "safenet_cacc.cacc:parallel_env"
 #: Tags every CACC game has (listed so the registry can check algorithm requirements without building it).
 TAGS = frozenset({"discrete", "global_state", "constrained"})
+#: Suggested settings (``algo.*`` ones apply only to algorithms that have the key): the raw rewards
+#: reach -10^3 per vehicle and step, so learners scale them by 1/100 and clip to ±5, as the DMPO
+#: copy of this environment does; γ = 0.99 over the 600-step episodes.
+OVERRIDES = {"algo": {"reward_scale": 0.01, "reward_clip": 5.0, "gamma": 0.99},
+             "trainer": {"total_steps": 240000, "eval_every_steps": 24000}}
 
 _NAMED: dict[str, dict[str, Any]] = {
     "cacc_catchup": {"scenario": "catchup"},
@@ -37,5 +42,5 @@ def safenet_environments() -> list[EnvSpec]:
     from .cacc import CaccConfig
 
     return [EnvSpec(name=e["name"], factory=e["factory"], config=CaccConfig, summary=e["summary"], tags=TAGS,
-                    defaults=e["defaults"], parallel_env=PARALLEL_ENV)
+                    defaults=e["defaults"], overrides=OVERRIDES, parallel_env=PARALLEL_ENV)
             for e in environments()]
