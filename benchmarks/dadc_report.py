@@ -109,9 +109,10 @@ def plot(task: str, res: dict, out: Path) -> None:
     for v in vals:
         ax.plot(steps, v, color="C0", alpha=0.25, lw=0.7)
     ax.axhline(res["optimum"]["horizon_value"], color="k", ls="--", label="exact optimum (solver)")
-    for name, v in res.get("baselines", {}).items():
+    # baselines sorted by value, labels alternating above / below their line so close ones stay legible
+    for k, (name, v) in enumerate(sorted(res.get("baselines", {}).items(), key=lambda kv: kv[1])):
         ax.axhline(v, color="gray", ls=":", lw=1)
-        ax.annotate(name, (steps[0], v), fontsize=7, color="gray", va="bottom")
+        ax.annotate(name, (steps[0], v), fontsize=7, color="gray", va="bottom" if k % 2 else "top")
     ax.set_xlabel("env steps")
     ax.set_ylabel("discounted team return (evaluation)")
     ax.set_title(f"DADC on {TASKS[task]['env']}")
@@ -158,7 +159,14 @@ def main() -> None:
     ap.add_argument("--check-decentralized", type=int, default=0, metavar="STEPS",
                     help="instead: train seed 0 of each task for STEPS steps with execution=shared and =decentralized "
                          "and compare their metrics")
+    ap.add_argument("--plot-only", action="store_true", help="redraw the plots from the recorded dadc.json")
     args = ap.parse_args()
+    if args.plot_only:
+        report = json.loads((Path(args.out) / "dadc.json").read_text())
+        for task in args.tasks:
+            if task in report:
+                plot(task, report[task], Path(args.out) / f"dadc_{task}.png")
+        return
     if args.check_decentralized:
         check_decentralized(args.tasks, args.check_decentralized, Path(args.run_dir), Path(args.out))
         return
