@@ -55,22 +55,12 @@ def final_eval(path: Path, episodes: int, seed: int = 12345) -> dict:
     of the discounted team return (what the solver's finite-horizon optimum is the maximum of)."""
     import torch
 
-    from safenet.config import from_yaml_text
     from safenet.rollout import Collector
-    from safenet.runs import CONFIG_FILE, Run, load_checkpoint
-    from safenet.trainer import Selection, algo_gamma, make_algorithm, make_game
+    from safenet.trainer import algo_gamma, load_trained
 
     torch.set_num_threads(1)
-    meta = json.loads((path / "meta.json").read_text())
-    sel = Selection.resolve(meta["algo"], meta["env"])
-    cfg = from_yaml_text((path / CONFIG_FILE).read_text(), sel.algo, sel.env)
-    run = Run.__new__(Run)
-    run.dir = path
-    state = load_checkpoint(Run.latest_checkpoint(run))
-    B = min(episodes, 500)
-    game = make_game(sel, cfg, B, seed)
-    algo = make_algorithm(sel, game.spec, cfg)
-    algo.load_state_dict(state["algo"])
+    trained = load_trained(path, min(episodes, 500), seed)
+    game, algo, cfg = trained.game, trained.algo, trained.cfg
     collector = Collector(game, seed=seed, gamma=algo_gamma(cfg))
     disc: list[float] = []
     while len(disc) < episodes:

@@ -230,26 +230,15 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_traces(args: argparse.Namespace) -> int:
     """Headway and velocity of a few vehicles over one episode of a trained policy."""
-    import json
-
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from safenet.config import from_yaml_text
-    from safenet.runs import CONFIG_FILE, Run, load_checkpoint
-    from safenet.trainer import Selection, make_algorithm, make_game
+    from safenet.trainer import load_trained
 
     path = Path(args.run)
-    meta = json.loads((path / "meta.json").read_text())
-    sel = Selection.resolve(meta["algo"], meta["env"])
-    cfg = from_yaml_text((path / CONFIG_FILE).read_text(), sel.algo, sel.env)
-    run = Run.__new__(Run)
-    run.dir = path
-    state = load_checkpoint(Run.latest_checkpoint(run))
-    game = make_game(sel, cfg, 1, args.seed)
-    algo = make_algorithm(sel, game.spec, cfg)
-    algo.load_state_dict(state["algo"])
+    trained = load_trained(path, 1, args.seed)
+    game, algo, sel, cfg, state = trained.game, trained.algo, trained.sel, trained.cfg, trained.state
     import torch
     torch.manual_seed(args.seed)
     obs, info = game.reset(seed=args.seed)

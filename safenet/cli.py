@@ -175,27 +175,13 @@ def cmd_doctor(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .config import from_yaml_text
-    from .runs import CONFIG_FILE, Run, is_run_dir, load_checkpoint
-    from .trainer import Selection, algo_gamma, evaluate, make_algorithm, make_game
+    from .trainer import algo_gamma, evaluate, load_trained, make_game
 
-    path = Path(args.run_dir)
-    if not is_run_dir(path):
-        raise SafenetError(f"{path}: not a safenet run directory (it needs config.yaml and meta.json)")
-    meta = json.loads((path / "meta.json").read_text())
-    sel = Selection.resolve(meta["algo"], meta["env"])
-    cfg = from_yaml_text((path / CONFIG_FILE).read_text(), sel.algo, sel.env)
-    run = Run.__new__(Run)
-    run.dir = path
-    ckpt = Path(args.checkpoint) if args.checkpoint else Run.latest_checkpoint(run)
-    if ckpt is None:
-        raise SafenetError(f"{path}: no checkpoint to evaluate yet")
     if args.episodes <= 0:
         raise SafenetError(f"--episodes must be positive, got {args.episodes}")
-    state = load_checkpoint(ckpt)
-    game = make_game(sel, cfg, min(args.episodes, 64), args.seed)
-    algo = make_algorithm(sel, game.spec, cfg)
-    algo.load_state_dict(state["algo"])
+    trained = load_trained(args.run_dir, min(args.episodes, 64), args.seed, args.checkpoint)
+    sel, cfg, game, algo, state, ckpt = (trained.sel, trained.cfg, trained.game, trained.algo, trained.state,
+                                         trained.checkpoint)
     deterministic = bool(cfg.trainer.eval_deterministic) if args.deterministic is None else args.deterministic
     if args.video:
         out = write_policy_video(algo, make_game(sel, cfg, 1, args.seed), args.video, steps=args.video_steps,

@@ -315,3 +315,40 @@ def resume_run(path: str | Path, overrides: list[str] = (), pm: PluginManager | 
     if overrides:
         run.write_config(cfgmod.to_yaml(cfg))
     return trainer
+
+
+@dataclass
+class TrainedRun:
+    """A finished (or checkpointed) run loaded back for evaluation: its selection, config, one of its
+    checkpoints, a game of ``num_envs`` copies and the algorithm with the checkpoint's weights."""
+
+    path: Path
+    sel: Selection
+    cfg: DictConfig
+    checkpoint: Path
+    state: dict[str, Any]
+    game: BatchedGame
+    algo: Algorithm
+
+
+def load_trained(path: str | Path, num_envs: int, seed: int, checkpoint: str | Path | None = None,
+                 pm: PluginManager | None = None) -> TrainedRun:
+    """Load run directory ``path`` (its latest checkpoint unless ``checkpoint`` is given) for evaluation."""
+    from .runs import CONFIG_FILE, is_run_dir
+
+    path = Path(path)
+    if not is_run_dir(path):
+        raise SafenetError(f"{path}: not a safenet run directory (it needs {CONFIG_FILE} and meta.json)")
+    probe = Run.__new__(Run)
+    probe.dir = path
+    meta = probe.meta()
+    sel = Selection.resolve(meta["algo"], meta["env"], pm)
+    cfg = cfgmod.from_yaml_text((path / CONFIG_FILE).read_text(), sel.algo, sel.env)
+    ckpt = Path(checkpoint) if checkpoint else probe.latest_checkpoint()
+    if ckpt is None:
+        raise SafenetError(f"{path}: no checkpoint to evaluate yet")
+    state = load_checkpoint(ckpt)
+    game = make_game(sel, cfg, num_envs, seed)
+    algo = make_algorithm(sel, game.spec, cfg)
+    algo.load_state_dict(state["algo"])
+    return TrainedRun(path, sel, cfg, ckpt, state, game, algo)
