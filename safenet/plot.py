@@ -52,7 +52,8 @@ def group_labels(paths: Sequence[Path]) -> dict[Path, str]:
     metas = {p: json.loads((p / "meta.json").read_text()) for p in paths}
     cfgs = {p: _flat_config(p) for p in paths}
     keys = sorted({k for c in cfgs.values() for k in c if not k.startswith(IGNORED_KEYS)})
-    varying = [k for k in keys if len({c.get(k) for c in cfgs.values()}) > 1]
+    # keys only some runs have belong to a different algorithm or env, which the base label already names
+    varying = [k for k in keys if all(k in c for c in cfgs.values()) and len({c[k] for c in cfgs.values()}) > 1]
     labels = {}
     for p in paths:
         base = f"{metas[p].get('algo')} on {metas[p].get('env')}"
