@@ -201,3 +201,20 @@ try:
         return d
 except ImportError:  # pragma: no cover - pytest is optional at run time
     pass
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    """Run ``safenet ARGV`` in-process; return its exit code and what it printed (pytest's ``capsys``)."""
+    from .cli import main
+
+    rc = main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def assert_one_line_error(err: str, command: str) -> str:
+    """A failed ``safenet COMMAND`` printed exactly one line, ``safenet COMMAND: error: ...``; return it."""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"safenet {command}: error: "), err
+    return lines[0]

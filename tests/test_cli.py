@@ -12,24 +12,12 @@ import pytest
 from omegaconf import OmegaConf
 
 from safenet import __version__, hookimpl
-from safenet.cli import main
+from safenet.testing import assert_one_line_error, run_cli
 
 FAST = ["run.progress=none", "run.tensorboard=false", "trainer.n_envs=2", "trainer.total_steps=48",
         "trainer.eval_every_steps=-1", "trainer.checkpoint_every=1"]
 
 
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    rc = main(list(argv))
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def assert_one_line_error(err: str, command: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith(f"safenet {command}: error: ")
-    assert "Traceback" not in err
-    return lines[0]
 
 
 def train_run(capsys, tmp_path: Path, *extra: str) -> Path:

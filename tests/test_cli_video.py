@@ -4,23 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from safenet.cli import main, write_policy_video
+from safenet.cli import write_policy_video
 from safenet.errors import SafenetError
-from safenet.testing import ToyConfig, ToyLineGame, make_toy
+from safenet.testing import ToyConfig, ToyLineGame, assert_one_line_error, make_toy, run_cli
 
 PIL = pytest.importorskip("PIL.Image")
 
 
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    rc = main(list(argv))
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def assert_one_line_error(err: str, command: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"safenet {command}: error: "), err
-    return lines[0]
 
 
 class PaintedToy(ToyLineGame):
