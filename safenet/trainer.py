@@ -286,20 +286,26 @@ def cfgmod_name(env_name: str) -> str:
     return env_name.replace(":", "_").replace("/", "_")
 
 
-def resume_run(path: str | Path, overrides: list[str] = (), pm: PluginManager | None = None) -> Trainer:
+def read_run(path: Path, pm: PluginManager | None = None, what: str = "") -> tuple[Run, Selection, DictConfig]:
+    """A run directory's (unopened) ``Run``, its algorithm/env selection and its recorded config.
+    ``what`` prefixes the error for a folder that is not a run (e.g. ``"--resume "``)."""
     from .runs import CONFIG_FILE, is_run_dir
 
+    if not is_run_dir(path):
+        raise SafenetError(f"{what}{path}: not a safenet run directory (it needs {CONFIG_FILE} and meta.json)")
+    probe = Run.__new__(Run)
+    probe.dir = path
+    meta = probe.meta()
+    sel = Selection.resolve(meta["algo"], meta["env"], pm)
+    return probe, sel, cfgmod.from_yaml_text((path / CONFIG_FILE).read_text(), sel.algo, sel.env)
+
+
+def resume_run(path: str | Path, overrides: list[str] = (), pm: PluginManager | None = None) -> Trainer:
     pm = pm or get_plugin_manager()
     path = Path(path)
     if not path.is_dir():
         raise SafenetError(f"--resume {path}: no such directory")
-    if not is_run_dir(path):
-        raise SafenetError(f"--resume {path}: not a safenet run directory (it needs {CONFIG_FILE} and meta.json)")
-    run_probe = Run.__new__(Run)
-    run_probe.dir = path
-    meta = run_probe.meta()
-    sel = Selection.resolve(meta["algo"], meta["env"], pm)
-    cfg = cfgmod.from_yaml_text((path / CONFIG_FILE).read_text(), sel.algo, sel.env)
+    _, sel, cfg = read_run(path, pm, what="--resume ")
     if overrides:
         cfg = cfgmod._merge(cfg, cfgmod.parse_overrides(overrides), "command line")
         cfgmod.validate(cfg)
@@ -334,16 +340,8 @@ class TrainedRun:
 def load_trained(path: str | Path, num_envs: int, seed: int, checkpoint: str | Path | None = None,
                  pm: PluginManager | None = None) -> TrainedRun:
     """Load run directory ``path`` (its latest checkpoint unless ``checkpoint`` is given) for evaluation."""
-    from .runs import CONFIG_FILE, is_run_dir
-
     path = Path(path)
-    if not is_run_dir(path):
-        raise SafenetError(f"{path}: not a safenet run directory (it needs {CONFIG_FILE} and meta.json)")
-    probe = Run.__new__(Run)
-    probe.dir = path
-    meta = probe.meta()
-    sel = Selection.resolve(meta["algo"], meta["env"], pm)
-    cfg = cfgmod.from_yaml_text((path / CONFIG_FILE).read_text(), sel.algo, sel.env)
+    probe, sel, cfg = read_run(path, pm)
     ckpt = Path(checkpoint) if checkpoint else probe.latest_checkpoint()
     if ckpt is None:
         raise SafenetError(f"{path}: no checkpoint to evaluate yet")
