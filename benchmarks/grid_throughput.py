@@ -11,25 +11,10 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
 
 from safenet.trainer import Selection, start_run
 
-
-def raw_rate(sel: Selection, cfg, batch: int, seconds: float = 2.0) -> float:
-    from safenet.trainer import make_game
-
-    game = make_game(sel, cfg, batch, seed=0)
-    rng = np.random.default_rng(0)
-    dims = np.asarray(game.spec.action_dims)
-    actions = [(rng.random((batch, game.spec.n)) * dims).astype(np.int64) for _ in range(64)]
-    game.reset(seed=0)
-    steps, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        for a in actions:
-            game.step(a)
-        steps += len(actions) * batch
-    return steps / (time.perf_counter() - t0)
+from common import raw_rate
 
 
 def main() -> None:
