@@ -25,3 +25,17 @@ def raw_rate(sel: Selection, cfg, batch: int, seconds: float = 2.0) -> float:
             game.step(a)
         steps += len(actions) * batch
     return steps / (time.perf_counter() - t0)
+
+
+def timed_training(sel: Selection, cfg):
+    """Train one run; return ``(trainer, wall seconds, collect seconds, update seconds)`` from its metrics."""
+    from safenet.trainer import start_run
+
+    trainer = start_run(sel, cfg)
+    t0 = time.perf_counter()
+    trainer.train()
+    wall = time.perf_counter() - t0
+    rows = trainer.run.metrics.read()
+    collect = sum(float(r["time/collect_s"]) for r in rows)
+    update = sum(float(r["time/update_s"]) for r in rows)
+    return trainer, wall, collect, update

@@ -9,12 +9,11 @@ time in collection vs update — all measured in this one run, so the ratios com
 from __future__ import annotations
 
 import argparse
-import time
 
 
-from safenet.trainer import Selection, start_run
+from safenet.trainer import Selection
 
-from common import raw_rate
+from common import raw_rate, timed_training
 
 
 def main() -> None:
@@ -31,13 +30,7 @@ def main() -> None:
     for b in (1, 8, 64, 512):
         rates[b] = raw_rate(sel, cfg, b)
         print(f"  B={b:4d}  {rates[b]:12,.0f} env-steps/s   ({rates[b] / rates[1]:6.1f}x B=1)")
-    trainer = start_run(sel, cfg)
-    t0 = time.perf_counter()
-    trainer.train()
-    wall = time.perf_counter() - t0
-    rows = trainer.run.metrics.read()
-    collect = sum(float(r["time/collect_s"]) for r in rows)
-    update = sum(float(r["time/update_s"]) for r in rows)
+    trainer, wall, collect, update = timed_training(sel, cfg)
     loop = trainer.env_steps / wall
     n_envs = int(cfg.trainer.n_envs)
     print(f"sac training loop, {n_envs} copies, {trainer.env_steps} env steps in {wall:.1f} s")

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 
 import torch
 
-from safenet.trainer import Selection, start_run
+from safenet.trainer import Selection
 
-from common import raw_rate
+from common import raw_rate, timed_training
 
 
 def main() -> None:
@@ -45,15 +44,9 @@ def main() -> None:
         if raw is None:
             raw = raw_rate(sel, cfg, int(cfg.trainer.n_envs))
             print(f"  raw game, B={int(cfg.trainer.n_envs)}: {raw:,.0f} env-steps/s")
-        trainer = start_run(sel, cfg)
-        t0 = time.perf_counter()
-        trainer.train()
-        wall = time.perf_counter() - t0
-        rows = trainer.run.metrics.read()
-        collect = sum(float(r["time/collect_s"]) for r in rows)
-        update = sum(float(r["time/update_s"]) for r in rows)
+        trainer, wall, collect, update = timed_training(sel, cfg)
         loop = trainer.env_steps / (collect + update)
-        last = rows[-1]
+        last = trainer.run.metrics.read()[-1]
         print(f"  {algo:12s} {loop:8,.0f} env-steps/s ({loop / raw:.3f}x raw)  env+act {collect:6.1f} s "
               f"({100 * collect / (collect + update):3.0f}%)  update {update:6.1f} s ({100 * update / (collect + update):3.0f}%)  "
               f"stages {float(last.get('train/stages', 0)):.0f}  comm/update {float(last.get('comm/floats_per_update', 0)):,.0f}  "
