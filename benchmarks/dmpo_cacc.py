@@ -11,9 +11,9 @@ Report (reads every run under ``--runs``, writes markdown + PNG plots)::
 
     python benchmarks/dmpo_cacc.py report --runs runs/dmpo_cacc --out docs/reports
 
-Traces (headway and velocity of a few vehicles over one deterministic episode of a trained run)::
+Traces (headway and velocity of a few vehicles over one deterministic episode of each trained run)::
 
-    python benchmarks/dmpo_cacc.py traces --run runs/dmpo_cacc/cacc_catchup__dmpo__s0
+    python benchmarks/dmpo_cacc.py traces --run runs/dmpo_cacc/cacc_catchup__dmpo__s{0,1,2}
 
 A run is named ``<env>__<algo>[__<variant>]__s<seed>``; extra ``key=value`` overrides after ``--set``
 apply to every run (e.g. ``--set trainer.eval_episodes=16``).
@@ -30,7 +30,10 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import warnings
+
 import numpy as np
+
 
 
 def run_one(out: Path, env: str, algo: str, seed: int, steps: int, variant: str, overrides: list[str],
@@ -94,6 +97,13 @@ def smoothed(x: np.ndarray, y: np.ndarray, window: int) -> tuple[np.ndarray, np.
     return x, (c[idx] - c[lo]) / (idx - lo)
 
 
+def seed_mean(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std over seeds (axis 0), nan where no seed has a value yet."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(c, 0), np.nanstd(c, 0)
+
+
 def curve(runs: list[dict[str, np.ndarray]], key: str, grid: np.ndarray, window: int) -> np.ndarray:
     """``[seeds, len(grid)]``: each seed's moving average of ``key`` interpolated on ``grid``."""
     out = []
@@ -117,14 +127,56 @@ def final(runs: list[dict[str, np.ndarray]], key: str, share: float = 0.1) -> np
     return np.asarray(vals)
 
 
-def steps_to_reach(runs: list[dict[str, np.ndarray]], key: str, level: float, window: int) -> np.ndarray:
-    """Per seed: first env step where the moving average of ``key`` reaches ``level`` (inf if never)."""
-    out = []
-    for r in runs:
-        x, y = smoothed(r["env_steps"], r[key], window)
-        hit = np.flatnonzero(y >= level)
-        out.append(x[hit[0]] if len(hit) else np.inf)
-    return np.asarray(out)
+def first_reach(grid: np.ndarray, y: np.ndarray, level: float, hold: int = 20) -> float:
+    """First grid point from which ``y`` stays at or above ``level`` for ``hold`` points (or to the end;
+    inf if never). The hold keeps an early noisy blip from counting as reaching a level."""
+    ok = np.nan_to_num(y, nan=-np.inf) >= level
+    for i in np.flatnonzero(ok):
+        if ok[i:i + hold].all():
+            return float(grid[i])
+    return np.inf
+
+
+def efficiency(base: dict[str, list[dict[str, np.ndarray]]], key: str, grid: np.ndarray, window: int) -> list[str]:
+    """Sample efficiency of dmpo against dppo on the seed-mean training curves.
+
+    The issue's ratio: env steps dmpo needs to reach dppo's final return, over the steps dppo needs
+    for it. It means little when dppo does not improve on its start, so a table of return levels
+    (a quarter, half, three quarters and 90 % of the way from the common start to the best final
+    return) and the steps each method needs to reach them follows it.
+    """
+    means = {algo: seed_mean(curve(runs, key, grid, window))[0] for algo, runs in base.items()}
+    finals = {algo: float(np.nanmean(final(runs, key))) for algo, runs in base.items()}
+    start = float(np.nanmean([m[np.isfinite(m)][0] for m in means.values()]))
+    out = ["", f"Sample efficiency (seed-mean training curves, moving average of {window} iterations; a level "
+           f"counts as reached where the curve then stays at or above it for a tenth of the budget; the common "
+           f"starting return is {start:,.0f}):", ""]
+    level = finals["dppo"]
+    t_d, t_p = first_reach(grid, means["dmpo"], level), first_reach(grid, means["dppo"], level)
+    if level <= start:
+        out.append(f"- dppo's final return, {level:,.0f}, is not above the start: dppo does not improve within "
+                   f"the budget, so the step ratio for reaching it says nothing.")
+    else:
+        out.append(f"- dppo's final return, {level:,.0f}, is reached at {t_d:,.0f} env steps by dmpo and at "
+                   f"{t_p:,.0f} by dppo: **dmpo needs {t_d / t_p:.2f}x dppo's env steps**.")
+    best = max(finals.values())
+    algos = sorted(base)
+    out += ["", "| level (share of the way from start to the best final) | return | "
+            + " | ".join(f"{a}: env steps" for a in algos) + " | dmpo / dppo |",
+            "|---|---|" + "---|" * len(algos) + "---|"]
+    for share in (0.25, 0.5, 0.75, 0.9):
+        lv = start + share * (best - start)
+        steps = {a: first_reach(grid, means[a], lv) for a in algos}
+        d, p = steps["dmpo"], steps["dppo"]
+        if np.isfinite(d) and np.isfinite(p):
+            ratio = f"{d / p:.2f}"
+        elif np.isfinite(d):
+            ratio = f"< {d / grid[-1]:.2f} (dppo: not within {grid[-1]:,.0f})"
+        else:
+            ratio = "–"
+        cells = " | ".join(f"{steps[a]:,.0f}" if np.isfinite(steps[a]) else "not reached" for a in algos)
+        out.append(f"| {share:.0%} | {lv:,.0f} | {cells} | {ratio} |")
+    return out + [""]
 
 
 def evaluations(root: Path, env: str, algo: str, run: dict[str, np.ndarray], episodes: int) -> tuple[float, float]:
@@ -142,6 +194,15 @@ def evaluations(root: Path, env: str, algo: str, run: dict[str, np.ndarray], epi
             continue
         out.append(float(json.loads(res.stdout[res.stdout.index("{"):])["eval/ep_return"]))
     return out[0], out[1]
+
+
+def speed(runs: list[dict[str, np.ndarray]]) -> np.ndarray:
+    """Per seed: env steps per second of collection and update time (evaluations excluded)."""
+    out = []
+    for r in runs:
+        t = np.nansum(r.get("time/collect_s", np.nan)) + np.nansum(r.get("time/update_s", np.nan))
+        out.append(np.nanmax(r["env_steps"]) / t if t > 0 else np.nan)
+    return np.asarray(out)
 
 
 def fmt(vals: np.ndarray, digits: int = 0) -> str:
@@ -177,7 +238,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                 c = curve(runs, key, grid, args.window)
                 if not len(c):
                     continue
-                m, s = np.nanmean(c, 0), np.nanstd(c, 0)
+                m, s = seed_mean(c)
                 ax.plot(grid, m, label=f"{algo} ({len(runs)} seeds)")
                 ax.fill_between(grid, m - s, m + s, alpha=0.2)
         axes[0].set_ylabel("episode return per vehicle (raw reward)")
@@ -203,48 +264,63 @@ def cmd_report(args: argparse.Namespace) -> int:
                          f"{fmt(samp)} | {fmt(det)} | {fmt(final(runs, 'model/state_err'), 4)} | "
                          f"{fmt(final(runs, 'model/delta_err'), 3)} | {fmt(final(runs, 'model/reward_err'), 3)} |")
         if "dmpo" in base and "dppo" in base:
-            level = np.nanmean(final(base["dppo"], key_r))
-            t_d = steps_to_reach(base["dmpo"], key_r, level, args.window)
-            t_p = steps_to_reach(base["dppo"], key_r, level, args.window)
-            ratio = np.nanmedian(t_p[np.isfinite(t_p)]) / np.nanmedian(t_d[np.isfinite(t_d)]) \
-                if np.isfinite(t_d).any() and np.isfinite(t_p).any() else np.nan
-            lines += ["", f"dppo's final return {level:,.0f} is first reached (moving average) at "
-                      f"{', '.join(f'{x:,.0f}' for x in t_d)} env steps by dmpo and "
-                      f"{', '.join(f'{x:,.0f}' for x in t_p)} by dppo: dppo needs {ratio:.2f}x the env steps "
-                      f"(median over seeds).", ""]
+            lines += efficiency(base, key_r, grid, args.window)
         lines.append("")
-    # sweeps
+    # sweeps: each variant beside the default config over the same seeds
     sweeps = {k: v for k, v in groups.items() if k[2]}
-    if sweeps:
-        lines += ["## Sweeps", "", "| env | algorithm | variant | seeds | final return | final unsafe steps | "
-                  "model state err | model reward err |", "|---|---|---|---|---|---|---|---|"]
-        for (env, algo, variant), runs in sorted(sweeps.items()):
-            lines.append(f"| {env} | {algo} | {variant} | {len(runs)} | {fmt(final(runs, key_r))} | "
-                         f"{fmt(final(runs, key_c), 2)} | {fmt(final(runs, 'model/state_err'), 4)} | "
-                         f"{fmt(final(runs, 'model/reward_err'), 3)} |")
+    for env, algo in sorted({(k[0], k[1]) for k in sweeps}):
+        variants = {k[2]: v for k, v in sweeps.items() if k[:2] == (env, algo)}
+        seeds = {int(r["_seed"][0]) for runs in variants.values() for r in runs}
+        base_runs = [r for r in groups.get((env, algo, ""), []) if int(r["_seed"][0]) in seeds]
+        rows = ([("default", base_runs)] if base_runs else []) + sorted(variants.items())
+        top = max(np.nanmax(r["env_steps"]) for _, runs in rows for r in runs)
+        grid = np.linspace(0, top, 200)
+        fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+        for name, runs in rows:
+            for ax, key in zip(axes, (key_r, key_c)):
+                c = curve(runs, key, grid, args.window)
+                ax.plot(grid, seed_mean(c)[0], label=f"{name} ({len(runs)} seeds)",
+                        color="k" if name == "default" else None, lw=2 if name == "default" else 1.2)
+        axes[0].set_ylabel("episode return per vehicle (raw reward)")
+        axes[1].set_ylabel("unsafe-headway steps per vehicle and episode")
+        for ax in axes:
+            ax.set_xlabel("environment steps")
+            ax.grid(alpha=0.3)
+        axes[0].legend(fontsize=8)
+        fig.suptitle(f"{algo} on {env}: sweeps (seed mean, moving average of {args.window} iterations)")
+        fig.tight_layout()
+        png = outdir / f"dmpo_{env}_sweeps.png"
+        fig.savefig(png, dpi=110)
+        plt.close(fig)
+        lines += [f"## Sweeps: {algo} on {env}", "", f"![sweeps]({png.name})", "",
+                  "| variant | seeds | final return (training) | per seed | final unsafe steps | eval return, argmax | "
+                  "model state err | model reward err | env-steps/s |", "|---|---|---|---|---|---|---|---|---|"]
+        for name, runs in rows:
+            per_seed = ", ".join(f"{x:,.0f}" for x in final(runs, key_r))
+            lines.append(f"| {name} | {len(runs)} | {fmt(final(runs, key_r))} | {per_seed} | "
+                         f"{fmt(final(runs, key_c), 2)} | {fmt(final(runs, 'eval/ep_return', 0.01))} | "
+                         f"{fmt(final(runs, 'model/state_err'), 4)} | {fmt(final(runs, 'model/reward_err'), 3)} | "
+                         f"{fmt(speed(runs))} |")
+        lines.append("")
     text = "\n".join(lines) + "\n"
     (outdir / "dmpo_cacc_tables.md").write_text(text)
     print(text)
     return 0
 
 
-def cmd_traces(args: argparse.Namespace) -> int:
-    """Headway and velocity of a few vehicles over one episode of a trained policy."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def play(run: Path, seed: int, stochastic: bool) -> tuple[np.ndarray, np.ndarray, float, dict]:
+    """One episode of a trained run: headway and velocity ``[T+1, n]``, return per vehicle, and info."""
+    import torch
 
     from safenet.trainer import load_trained
 
-    path = Path(args.run)
-    trained = load_trained(path, 1, args.seed)
-    game, algo, sel, cfg, state = trained.game, trained.algo, trained.sel, trained.cfg, trained.state
-    import torch
-    torch.manual_seed(args.seed)
-    obs, info = game.reset(seed=args.seed)
+    trained = load_trained(run, 1, seed)
+    game, algo, cfg, state = trained.game, trained.algo, trained.cfg, trained.state
+    torch.manual_seed(seed)
+    obs, info = game.reset(seed=seed)
     heads, vels, rew = [info["headway"][0]], [info["velocity"][0]], []
     for _ in range(game.spec.episode_length):
-        actions, _ = algo.act(obs, info, deterministic=not args.stochastic)
+        actions, _ = algo.act(obs, info, deterministic=not stochastic)
         obs, r, c, term, trunc, info = game.step(actions)
         done = bool(term[0] or trunc[0])
         heads.append(info["final_headway" if done else "headway"][0])
@@ -252,31 +328,47 @@ def cmd_traces(args: argparse.Namespace) -> int:
         rew.append(r[0])
         if done:
             break
-    h, v = np.asarray(heads), np.asarray(vels)
-    t = np.arange(len(h)) * float(cfg.env.dt)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
-    for i in args.vehicles:
-        axes[0].plot(t, h[:, i], label=f"vehicle {i}")
-        axes[1].plot(t, v[:, i], label=f"vehicle {i}")
-    axes[0].axhline(float(cfg.env.h_star), color="k", ls=":", lw=1)
-    axes[1].axhline(float(cfg.env.v_star), color="k", ls=":", lw=1)
-    axes[0].set_ylabel("headway (m)")
-    axes[1].set_ylabel("velocity (m/s)")
-    for ax in axes:
-        ax.set_xlabel("time (s)")
-        ax.grid(alpha=0.3)
-    axes[0].legend()
+    meta = {"dt": float(cfg.env.dt), "h_star": float(cfg.env.h_star), "v_star": float(cfg.env.v_star),
+            "algo": trained.sel.algo.name, "env": trained.sel.env_name, "steps": int(state["env_steps"])}
+    return np.asarray(heads), np.asarray(vels), float(np.sum(rew, axis=0).mean()), meta
+
+
+def cmd_traces(args: argparse.Namespace) -> int:
+    """Headway and velocity of a few vehicles over one episode of each trained run (one row per run)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = [Path(r) for r in args.run]
+    fig, axes = plt.subplots(len(runs), 2, figsize=(11, 3.2 * len(runs)), squeeze=False)
     how = "sampled" if args.stochastic else "argmax"
-    fig.suptitle(f"{sel.algo.name} on {sel.env_name} ({int(state['env_steps'])} env steps, {how} actions), "
-                 f"episode seed {args.seed}")
+    for row, run in zip(axes, runs):
+        h, v, ret, meta = play(run, args.seed, args.stochastic)
+        t = np.arange(len(h)) * meta["dt"]
+        for i in args.vehicles:
+            row[0].plot(t, h[:, i], label=f"vehicle {i}")
+            row[1].plot(t, v[:, i], label=f"vehicle {i}")
+        row[0].axhline(meta["h_star"], color="k", ls=":", lw=1)
+        row[1].axhline(meta["v_star"], color="k", ls=":", lw=1)
+        row[0].set_ylabel("headway (m)")
+        row[1].set_ylabel("velocity (m/s)")
+        row[0].set_title(f"{run.name}: {meta['steps']:,} env steps, return/vehicle {ret:,.0f}", fontsize=9)
+        for ax in row:
+            ax.grid(alpha=0.3)
+        last = slice(-int(round(10 / meta["dt"])), None)
+        print(f"{run.name}: episode return per vehicle {ret:,.0f}, {len(h) - 1} steps")
+        print("vehicle  headway(last 10 s)  velocity(last 10 s)  max |h - h*|  min headway")
+        for i in range(h.shape[1]):
+            print(f"{i:7d}  {h[last, i].mean():18.2f}  {v[last, i].mean():19.2f}  "
+                  f"{np.abs(h[:, i] - meta['h_star']).max():12.2f}  {h[:, i].min():11.2f}")
+    for ax in axes[-1]:
+        ax.set_xlabel("time (s)")
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(f"{meta['algo']} on {meta['env']}, {how} actions, episode seed {args.seed} "
+                 f"(dotted: h* and v*)")
     fig.tight_layout()
-    fig.savefig(args.out, dpi=110)
-    last = slice(-100, None)
-    print(f"wrote {args.out}; episode return per vehicle {np.sum(rew, axis=0).mean():,.0f}")
-    print("vehicle  headway(last 10 s)  velocity(last 10 s)  max |h - h*|  min headway")
-    for i in range(h.shape[1]):
-        print(f"{i:7d}  {h[last, i].mean():18.2f}  {v[last, i].mean():19.2f}  "
-              f"{np.abs(h[:, i] - float(cfg.env.h_star)).max():12.2f}  {h[:, i].min():11.2f}")
+    fig.savefig(args.out, dpi=100)
+    print(f"wrote {args.out}")
     return 0
 
 
@@ -300,10 +392,10 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--eval-episodes", type=int, default=0,
                    help="also evaluate every run's last checkpoint, sampled and argmax, over this many episodes")
     tr = sub.add_parser("traces")
-    tr.add_argument("--run", required=True, help="a run directory (its latest checkpoint is played)")
+    tr.add_argument("--run", required=True, nargs="+", help="run directories (each one's latest checkpoint is played)")
     tr.add_argument("--out", default="docs/reports/dmpo_cacc_traces.png")
     tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--vehicles", type=int, nargs="+", default=[0, 1, 3, 7])
+    tr.add_argument("--vehicles", type=int, nargs="+", default=[0, 2, 4, 7])
     tr.add_argument("--stochastic", action="store_true", help="sample the policy (default: argmax)")
     args = p.parse_args(argv)
     return {"run": cmd_run, "report": cmd_report, "traces": cmd_traces}[args.cmd](args)
