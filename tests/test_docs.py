@@ -4,7 +4,9 @@
   signature lists exactly the spec's parameters, and no section documents a hook that is gone;
 * the plugin-control environment variables of ``safenet.plugins`` are all explained in
   ``docs/writing-plugins.md``;
-* relative links between the docs point at files and headings that exist.
+* relative links between the docs point at files and headings that exist;
+* every preset in ``configs/`` shows a ``safenet train ... --preset`` command in its header, and
+  each such command resolves to a valid config.
 """
 from __future__ import annotations
 
@@ -102,3 +104,38 @@ def test_relative_links_resolve(doc):
             if anchor not in {slug(h) for h in sections(file.read_text())}:
                 bad.append(target)
     assert not bad, f"{doc.name}: broken links {bad}"
+
+
+# ------------------------------------------------------------------------------------------------
+# every `safenet train` command written in a preset's header resolves to a valid config
+# ------------------------------------------------------------------------------------------------
+CONFIGS = DOCS.parent / "configs"
+TRAIN_CMD = re.compile(r"safenet train --algo (\S+) --env (\S+) --preset (\S+)(.*)")
+
+
+def preset_commands() -> list[tuple[str, str, str, str, list[str]]]:
+    out = []
+    for path in sorted(CONFIGS.glob("*.yaml")):
+        text = "\n".join(line.lstrip("# ").rstrip() for line in path.read_text().splitlines()
+                         if line.startswith("#"))
+        text = re.sub(r"\\\s*\n\s*", " ", text)                 # join continued lines
+        for m in TRAIN_CMD.finditer(text):
+            rest = [tok for tok in m.group(4).split() if "=" in tok and not tok.startswith("(")]
+            out.append((path.name, m.group(1), m.group(2), m.group(3), rest))
+    return out
+
+
+def test_presets_show_how_to_use_them():
+    named = {c[0] for c in preset_commands()}
+    missing = sorted(p.name for p in CONFIGS.glob("*.yaml") if p.name not in named)
+    assert not missing, f"presets without a `safenet train ... --preset` line in their header: {missing}"
+
+
+@pytest.mark.parametrize("name,algo,env,preset,overrides", preset_commands(),
+                         ids=lambda v: v if isinstance(v, str) else None)
+def test_preset_commands_resolve(name, algo, env, preset, overrides, tmp_path):
+    from safenet.trainer import Selection
+
+    sel = Selection.resolve(algo, env)
+    cfg = sel.compose(preset=preset, overrides=[f"run.dir={tmp_path}", *overrides])
+    assert cfg.trainer.total_steps > 0
