@@ -97,6 +97,13 @@ def smoothed(x: np.ndarray, y: np.ndarray, window: int) -> tuple[np.ndarray, np.
     return x, (c[idx] - c[lo]) / (idx - lo)
 
 
+def natural(name: str) -> tuple:
+    """Sort key: ``T5`` before ``T25`` (letters, then the number)."""
+    import re
+    m = re.match(r"(\D*)(\d*)(.*)", name)
+    return (m.group(1), int(m.group(2)) if m.group(2) else -1, m.group(3))
+
+
 def seed_mean(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and std over seeds (axis 0), nan where no seed has a value yet."""
     with warnings.catch_warnings():
@@ -272,7 +279,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         variants = {k[2]: v for k, v in sweeps.items() if k[:2] == (env, algo)}
         seeds = {int(r["_seed"][0]) for runs in variants.values() for r in runs}
         base_runs = [r for r in groups.get((env, algo, ""), []) if int(r["_seed"][0]) in seeds]
-        rows = ([("default", base_runs)] if base_runs else []) + sorted(variants.items())
+        rows = ([("default", base_runs)] if base_runs else []) + sorted(variants.items(), key=lambda kv: natural(kv[0]))
         top = max(np.nanmax(r["env_steps"]) for _, runs in rows for r in runs)
         grid = np.linspace(0, top, 200)
         fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
