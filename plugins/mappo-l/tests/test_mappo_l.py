@@ -410,7 +410,7 @@ def test_mappo_l_keeps_the_cost_limit_that_ippo_breaks(pm, tmp_path, request):
 
 @pytest.mark.slow
 def test_lagrangian_holds_the_velocity_limit_on_safe_hopper(tmp_path):
-    """Full check (about 3 min on one core): Safe Hopper 3x1 with its velocity cost (1 per step above
+    """Full check (about 2 min on one core): Safe Hopper 3x1 with its velocity cost (1 per step above
     0.9613 m/s, limit 25 per episode), found through the installed env plugin's entry point. Over the
     last tenth of 150k env steps, ``ippo`` pays more than twice the limit, while ``mappo-l`` with the
     PID multiplier stays within a quarter of it: the PID multiplier tracks the limit, so single
