@@ -15,8 +15,10 @@ Traces (headway and velocity of a few vehicles over one deterministic episode of
 
     python benchmarks/dmpo_cacc.py traces --run runs/dmpo_cacc/cacc_catchup__dmpo__s{0,1,2}
 
-A run is named ``<env>__<algo>[__<variant>]__s<seed>``; extra ``key=value`` overrides after ``--set``
-apply to every run (e.g. ``--set trainer.eval_episodes=16``).
+A run is named ``<env>__<algo>[__<variant>]__s<seed>``. Finished runs found under ``--out`` are
+reused and interrupted ones resume from their last checkpoint, so a second call only fills the
+gaps. Extra ``key=value`` overrides after ``--set`` apply to every run (e.g. ``--set
+trainer.eval_episodes=16``).
 """
 from __future__ import annotations
 
@@ -36,12 +38,27 @@ import numpy as np
 
 
 
+def last_env_steps(run: Path) -> float:
+    """The env steps of a run directory's last logged iteration (0 if none)."""
+    path = run / "metrics.csv"
+    if not path.exists():
+        return 0.0
+    rows = list(csv.DictReader(open(path)))
+    return float(rows[-1]["env_steps"]) if rows else 0.0
+
+
 def run_one(out: Path, env: str, algo: str, seed: int, steps: int, variant: str, overrides: list[str],
             common: list[str]) -> tuple[str, int, float]:
     name = "__".join([env, algo] + ([variant] if variant else []) + [f"s{seed}"])
-    cmd = [sys.executable, "-m", "safenet.cli", "train", "--algo", algo, "--env", env, f"seed={seed}",
-           f"trainer.total_steps={steps}", f"run.dir={out}", f"run.name={name}", "run.progress=none",
-           "run.tensorboard=false", "trainer.torch_threads=1", *common, *overrides]
+    run = out / name
+    if last_env_steps(run) >= steps:
+        return name, 0, 0.0                                   # finished earlier: reuse
+    if (run / "checkpoints").is_dir() and any((run / "checkpoints").iterdir()):
+        cmd = [sys.executable, "-m", "safenet.cli", "train", "--resume", str(run), f"trainer.total_steps={steps}"]
+    else:
+        cmd = [sys.executable, "-m", "safenet.cli", "train", "--algo", algo, "--env", env, f"seed={seed}",
+               f"trainer.total_steps={steps}", f"run.dir={out}", f"run.name={name}", "run.progress=none",
+               "run.tensorboard=false", "trainer.torch_threads=1", *common, *overrides]
     t0 = time.time()
     log = out / f"{name}.log"
     with open(log, "w") as fh:
@@ -66,7 +83,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         for f in futs:
             name, rc, dt = f.result()
             failed += rc != 0
-            print(f"{'ok ' if rc == 0 else 'FAIL'} {name} ({dt:.0f} s)", flush=True)
+            status = "FAIL" if rc else "ok "
+            print(f"{status} {name} ({f'{dt:.0f} s' if dt else 'finished earlier: reused'})", flush=True)
     return 1 if failed else 0
 
 
