@@ -237,18 +237,48 @@ def fmt(vals: np.ndarray, digits: int = 0) -> str:
     return f"{np.mean(vals):,.{digits}f} ± {np.std(vals):,.{digits}f}"
 
 
-def cmd_report(args: argparse.Namespace) -> int:
+KEY_R, KEY_C = "rollout/ep_return", "rollout/ep_cost/unsafe_headway"
+
+
+def draw_curves(rows: list[tuple[str, list[dict[str, np.ndarray]]]], grid: np.ndarray, window: int, png: Path,
+                *, title: str, band: bool, highlight: str | None = None) -> None:
+    """Return (left) and unsafe steps (right) against env steps: one seed-mean line per named group,
+    with a ± std band over seeds when ``band``; the group named ``highlight`` drawn thick and black."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for name, runs in rows:
+        for ax, key in zip(axes, (KEY_R, KEY_C)):
+            c = curve(runs, key, grid, window)
+            if not len(c):
+                continue
+            m, s = seed_mean(c)
+            bold = name == highlight
+            ax.plot(grid, m, label=f"{name} ({len(runs)} seeds)", color="k" if bold else None, lw=2 if bold else 1.5)
+            if band:
+                ax.fill_between(grid, m - s, m + s, alpha=0.2)
+    axes[0].set_ylabel("episode return per vehicle (raw reward)")
+    axes[1].set_ylabel("unsafe-headway steps per vehicle and episode")
+    for ax in axes:
+        ax.set_xlabel("environment steps")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
     groups = read_runs(Path(args.runs))
     if not groups:
         print(f"no runs under {args.runs}", file=sys.stderr)
         return 1
     outdir = Path(args.out)
     outdir.mkdir(parents=True, exist_ok=True)
-    key_r, key_c = "rollout/ep_return", "rollout/ep_cost/unsafe_headway"
+    key_r, key_c = KEY_R, KEY_C
     lines = [f"<!-- written by benchmarks/dmpo_cacc.py report --runs {args.runs} -->"]
     envs = sorted({k[0] for k in groups})
     for env in envs:
@@ -257,26 +287,9 @@ def cmd_report(args: argparse.Namespace) -> int:
             continue
         top = max(np.nanmax(r["env_steps"]) for runs in base.values() for r in runs)
         grid = np.linspace(0, top, 200)
-        fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-        for algo, runs in sorted(base.items()):
-            for ax, key in zip(axes, (key_r, key_c)):
-                c = curve(runs, key, grid, args.window)
-                if not len(c):
-                    continue
-                m, s = seed_mean(c)
-                ax.plot(grid, m, label=f"{algo} ({len(runs)} seeds)")
-                ax.fill_between(grid, m - s, m + s, alpha=0.2)
-        axes[0].set_ylabel("episode return per vehicle (raw reward)")
-        axes[1].set_ylabel("unsafe-headway steps per vehicle and episode")
-        for ax in axes:
-            ax.set_xlabel("environment steps")
-            ax.grid(alpha=0.3)
-        axes[0].legend()
-        fig.suptitle(f"{env}: mean ± std over seeds (moving average of {args.window} iterations)")
-        fig.tight_layout()
         png = outdir / f"dmpo_{env}.png"
-        fig.savefig(png, dpi=110)
-        plt.close(fig)
+        draw_curves(sorted(base.items()), grid, args.window, png, band=True,
+                    title=f"{env}: mean ± std over seeds (moving average of {args.window} iterations)")
         lines += [f"## {env}", "", f"![{env}]({png.name})", "",
                   "| algorithm | seeds | final return / vehicle / episode (training) | final unsafe steps | "
                   "eval return, sampled | eval return, argmax | model state err | model delta err | model reward err |",
@@ -300,23 +313,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         rows = ([("default", base_runs)] if base_runs else []) + sorted(variants.items(), key=lambda kv: natural(kv[0]))
         top = max(np.nanmax(r["env_steps"]) for _, runs in rows for r in runs)
         grid = np.linspace(0, top, 200)
-        fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-        for name, runs in rows:
-            for ax, key in zip(axes, (key_r, key_c)):
-                c = curve(runs, key, grid, args.window)
-                ax.plot(grid, seed_mean(c)[0], label=f"{name} ({len(runs)} seeds)",
-                        color="k" if name == "default" else None, lw=2 if name == "default" else 1.2)
-        axes[0].set_ylabel("episode return per vehicle (raw reward)")
-        axes[1].set_ylabel("unsafe-headway steps per vehicle and episode")
-        for ax in axes:
-            ax.set_xlabel("environment steps")
-            ax.grid(alpha=0.3)
-        axes[0].legend(fontsize=8)
-        fig.suptitle(f"{algo} on {env}: sweeps (seed mean, moving average of {args.window} iterations)")
-        fig.tight_layout()
         png = outdir / f"dmpo_{env}_sweeps.png"
-        fig.savefig(png, dpi=110)
-        plt.close(fig)
+        draw_curves(rows, grid, args.window, png, band=False, highlight="default",
+                    title=f"{algo} on {env}: sweeps (seed mean, moving average of {args.window} iterations)")
         lines += [f"## Sweeps: {algo} on {env}", "", f"![sweeps]({png.name})", "",
                   "| variant | seeds | final return (training) | per seed | final unsafe steps | eval return, argmax | "
                   "model state err | model reward err | env-steps/s |", "|---|---|---|---|---|---|---|---|---|"]

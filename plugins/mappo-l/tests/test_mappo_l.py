@@ -374,8 +374,8 @@ def test_state_dict_round_trip_continues_identically():
 # learning (short versions run by default; -m slow for the constraint check)
 # ------------------------------------------------------------------------------------------------
 
-def _train(pm, tmp_path, algo: str, steps: int, seed: int = 0, extra=()) -> list[dict]:
-    sel = Selection.resolve(algo, "toy_line", pm)
+def _train(pm, tmp_path, algo: str, steps: int, seed: int = 0, extra=(), env: str = "toy_line") -> list[dict]:
+    sel = Selection.resolve(algo, env, pm)
     cfg = sel.compose(overrides=[f"run.dir={tmp_path}", "run.progress=none", "run.tensorboard=false",
                                  f"trainer.total_steps={steps}", "trainer.eval_every_steps=-1", "trainer.n_envs=8",
                                  "trainer.torch_threads=1", f"seed={seed}", *extra])
@@ -419,14 +419,8 @@ def test_lagrangian_holds_the_velocity_limit_on_safe_hopper(tmp_path):
     real = PluginManager()                       # entry points: the mappo-l and safe-mamujoco plugins
 
     def tail_cost(algo: str, extra: list[str]) -> float:
-        sel = Selection.resolve(algo, "safety_hopper_3x1_velocity", real)
-        cfg = sel.compose(overrides=[f"run.dir={tmp_path / algo}", "run.progress=none", "run.tensorboard=false",
-                                     "trainer.total_steps=150000", "trainer.eval_every_steps=-1", "trainer.n_envs=8",
-                                     "algo.rollout_steps=250", "trainer.torch_threads=1", "seed=0", *extra])
-        trainer = start_run(sel, cfg, pm=real)
-        trainer.train()
-        with open(trainer.run.dir / "metrics.csv") as fh:
-            rows = list(csv.DictReader(fh))
+        rows = _train(real, tmp_path / algo, algo, 150_000, extra=["algo.rollout_steps=250", *extra],
+                      env="safety_hopper_3x1_velocity")
         tail = [float(r["rollout/ep_cost/velocity"]) for r in rows[-len(rows) // 10:] if r.get("rollout/ep_cost/velocity")]
         return float(np.mean(tail))
 
