@@ -16,7 +16,11 @@ Complements :mod:`safenet.ppo` (the surrogate, value loss, normaliser, batched p
 * :func:`normalize_per_agent` — advantage normalisation over samples, separately per agent;
 * :class:`EpisodeCostTracker` — per-episode cost sums of every copy across rollouts, for
   Lagrange multiplier steps from measured episode costs;
-* :func:`neighbourhood_floats` — the communication bookkeeping of κ-hop gathers.
+* :func:`neighbourhood_floats` — the communication bookkeeping of κ-hop gathers;
+* :class:`AgentGather` — κ-hop inputs of agent-major tensors ``[n, N, d]`` (the layout of
+  :class:`safenet.stacked.StackedMLP`), and sums of a per-agent signal over chosen neighbours
+  (the sequential correction factor) through the same ``[n, K]`` index: memory and work grow with
+  ``n·K``, never ``n²``.
 """
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ from torch import nn
 
 from .nets import AgentLinear, AgentMLP
 
-__all__ = ["AgentAdam", "EpisodeCostTracker", "log_correction", "neighbourhood_floats", "neighbourhood_mean",
+__all__ = ["AgentAdam", "AgentGather", "EpisodeCostTracker", "log_correction", "neighbourhood_floats", "neighbourhood_mean",
            "normalize_per_agent", "subset_distribution", "subset_entropy", "subset_forward", "subset_log_prob"]
 
 
@@ -216,3 +220,46 @@ class EpisodeCostTracker:
 
     def load_state_dict(self, state: dict) -> None:
         self.running = np.asarray(state["running"], dtype=np.float64)
+
+
+class AgentGather:
+    """Agent ``i`` reads the agents ``idx[i, :]`` (real where ``mask[i, :]``, self first), agent-major.
+
+    ``idx, mask`` come from :meth:`safenet.graph.Graph.neighbourhood_index`.
+    """
+
+    def __init__(self, idx: np.ndarray, mask: np.ndarray, device: torch.device | str = "cpu") -> None:
+        idx, mask = np.asarray(idx), np.asarray(mask, dtype=bool)
+        self.n, self.k = idx.shape
+        self.identity = self.k == 1 and bool(np.array_equal(idx[:, 0], np.arange(self.n)))
+        self.idx = torch.tensor(idx, dtype=torch.long, device=device)
+        self.mask = torch.tensor(mask, device=device)
+        self.weight = self.mask.float()
+
+    def __call__(self, xa: torch.Tensor, agents: torch.Tensor | None = None) -> torch.Tensor:
+        """``xa[n, N, d]`` → ``[k, N, K * d]``: row ``i`` of ``agents`` (all when None) holds ``xa`` of
+        ``N_i`` slot after slot, padded slots zero."""
+        if self.identity:
+            return xa if agents is None else xa.index_select(0, agents)
+        idx = self.idx if agents is None else self.idx.index_select(0, agents)
+        w = self.weight if agents is None else self.weight.index_select(0, agents)
+        g = xa[idx] * w.to(xa.dtype)[:, :, None, None]                       # [k, K, N, d]
+        return g.permute(0, 2, 1, 3).reshape(idx.shape[0], xa.shape[1], -1)
+
+    def select_sum(self, values: torch.Tensor, select: torch.Tensor, agents: torch.Tensor) -> torch.Tensor:
+        """``[k, N]``: for each of ``agents``, the sum of ``values[j]`` (``values[n, N]``) over its slots
+        ``j`` where ``select[i, slot]`` (``[n, K]`` bool, a subset of the mask)."""
+        idx = self.idx.index_select(0, agents)
+        w = select.index_select(0, agents).to(values.dtype)
+        return (values[idx] * w[:, :, None]).sum(1)
+
+    def slots_of(self, members: Sequence[Sequence[int]]) -> torch.Tensor:
+        """``[n, K]`` bool: slot ``(i, s)`` is real and its agent ``idx[i, s]`` is in ``members[i]``
+        (e.g. :attr:`safenet.schedule.UpdatePlan.predecessors`)."""
+        idx = self.idx.cpu().numpy()
+        mask = self.mask.cpu().numpy()
+        sel = np.zeros((self.n, self.k), dtype=bool)
+        for i, mem in enumerate(members):
+            if len(mem):
+                sel[i] = np.isin(idx[i], np.asarray(mem)) & mask[i]
+        return torch.as_tensor(sel, device=self.idx.device)

@@ -26,28 +26,25 @@ from __future__ import annotations
 
 import json
 import math
+from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from safenet.algorithm import Algorithm
 from safenet.errors import ConfigError, IncompatibleError
 from safenet.game import GameSpec
 from safenet.graph import Graph
 from safenet.lagrange import LagrangeMultipliers
-from safenet.nets import AgentMLP
-from safenet.onpolicy import (AgentAdam, EpisodeCostTracker, log_correction, neighbourhood_floats, neighbourhood_mean,
-                              normalize_per_agent, subset_distribution, subset_entropy, subset_log_prob)
-from safenet.ppo import AgentPolicy, RunningMeanStd, clipped_surrogate, gather_neighbourhood, minibatches, value_loss
+from safenet.onpolicy import AgentGather, EpisodeCostTracker, neighbourhood_floats, neighbourhood_mean, normalize_per_agent
+from safenet.ppo import RunningMeanStd, clipped_surrogate, minibatches, value_loss
 from safenet.rollout import Rollout, gae
 from safenet.schedule import UpdatePlan, plan_updates
+from safenet.stacked import NeighbourhoodMLP, NumpyPolicy, StackedAdam, StackedPolicy, adam_rows_
 
 from .config import DecSafePPOConfig, PPOConfig, SafePPOConfig
-
-_ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
-
 
 def auto_rollout_steps(episode_length: int) -> int:
     """Whole episodes, at least 128 steps per copy; long episodes are cut at 1000 steps."""
@@ -70,8 +67,10 @@ class PPOFamily(Algorithm):
         super().__init__(spec, cfg, seed=seed, device=device)
         n, o = spec.n, spec.obs_dim
         self.n = n
-        self.rng = np.random.default_rng(seed)
-        self.gen = torch.Generator().manual_seed(int(seed) % 2**63)
+        self.dev = torch.device(device)
+        self.rng = np.random.default_rng(seed)                       # update plans and actor minibatches
+        self.critic_rng = np.random.default_rng([int(seed), 1])      # critic minibatches (may run in a thread)
+        self.act_rng = np.random.default_rng([int(seed), 2])         # action sampling
         self.rollout_steps = cfg.rollout_steps or auto_rollout_steps(spec.episode_length)
         # neighbourhoods: the critic's, the update plan's, the reward's and the policy's
         if self.scope == "kappa":
@@ -96,20 +95,26 @@ class PPOFamily(Algorithm):
                 raise IncompatibleError(f"algo.critic_input='state' needs a game with a global state; "
                                         f"{spec.name!r} has none (valid: 'obs')")
         self.m = spec.max_costs if self.constrained else 0
-        act = _ACTIVATIONS[cfg.activation]
-        crit_in = spec.state_dim if cfg.critic_input == "state" else self.nbr_idx.shape[1] * o
+        if cfg.critic_input == "state":           # every agent's critic reads the one global state
+            crit_idx, crit_mask, crit_d, crit_src = np.zeros((n, 1), dtype=np.int64), np.ones((n, 1), bool), spec.state_dim, 1
+        else:
+            crit_idx, crit_mask, crit_d, crit_src = self.nbr_idx, self.nbr_mask, o, n
         # parameters are drawn from a generator seeded by the algorithm's seed: same seed, same nets
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(seed) % 2**63)
-            self.policy = AgentPolicy(n, self.pol_idx.shape[1] * o, spec.action_kind, spec.action_dims,
-                                      hidden=tuple(cfg.hidden), init_log_std=cfg.init_log_std, activation=act)
-            self.critic = AgentMLP(n, crit_in, tuple(cfg.hidden), 1, activation=act)
-            self.cost_critic = AgentMLP(n, crit_in, tuple(cfg.hidden), self.m, activation=act) if self.m else None
-        clip = cfg.max_grad_norm or None
-        self.policy_opt = AgentAdam(self.policy.parameters(), n, cfg.actor_lr, eps=cfg.adam_eps, max_grad_norm=clip)
-        self.critic_opt = AgentAdam(self.critic.parameters(), n, cfg.critic_lr, eps=cfg.adam_eps, max_grad_norm=clip)
-        self.cost_opt = (AgentAdam(self.cost_critic.parameters(), n, cfg.critic_lr, eps=cfg.adam_eps, max_grad_norm=clip)
-                         if self.cost_critic is not None else None)
+            self.policy = StackedPolicy(n, self.pol_idx.shape[1] * o, spec.action_kind, spec.action_dims,
+                                        hidden=tuple(cfg.hidden), init_log_std=cfg.init_log_std,
+                                        activation=cfg.activation).to(self.dev)
+            critic = partial(NeighbourhoodMLP, crit_idx, crit_mask, crit_d, tuple(cfg.hidden),
+                             activation=cfg.activation, n_sources=crit_src)
+            self.critic = critic(1).to(self.dev)
+            self.cost_critic = critic(self.m).to(self.dev) if self.m else None
+        opt = {"eps": cfg.adam_eps, "max_grad_norm": cfg.max_grad_norm or None}
+        self.policy_opt = StackedAdam(self.policy.flat, cfg.actor_lr, **opt)
+        self.critic_opt = StackedAdam(self.critic.flat, cfg.critic_lr, **opt)
+        self.cost_opt = StackedAdam(self.cost_critic.flat, cfg.critic_lr, **opt) if self.cost_critic is not None else None
+        self.nbr = AgentGather(self.nbr_idx, self.nbr_mask, self.dev)
+        self.pol = AgentGather(self.pol_idx, self.pol_mask, self.dev)
         self.obs_rms = RunningMeanStd((n, o))
         self.state_rms = RunningMeanStd((spec.state_dim,)) if cfg.critic_input == "state" else None
         self.ret_rms = RunningMeanStd((n,))
@@ -121,29 +126,44 @@ class PPOFamily(Algorithm):
         self.iteration = 0
         self.last_plan: UpdatePlan | None = None
         self._last_samples = 0
+        self._critic_job: Future | None = None
+        self._critic_metrics: dict[str, float] = {}
+        self._executor: ThreadPoolExecutor | None = None
+        self.acting = NumpyPolicy(self.policy)
 
     # -- inputs -----------------------------------------------------------------------------------
     def normalize_obs(self, obs: np.ndarray) -> torch.Tensor:
+        """Normalised observations ``[..., n, o]`` as float32 (on the CPU)."""
         x = self.obs_rms.normalize(obs) if self.cfg.obs_norm else obs
         return torch.as_tensor(np.asarray(x), dtype=torch.float32)
 
-    def policy_input(self, x: torch.Tensor) -> torch.Tensor:
-        return gather_neighbourhood(x, self.pol_idx, self.pol_mask)
+    def _agent_major(self, x: torch.Tensor) -> torch.Tensor:
+        """``[..., n, d]`` → ``[n, N, d]`` on the algorithm's device."""
+        return x.reshape(-1, self.n, x.shape[-1]).transpose(0, 1).contiguous().to(self.dev)
 
-    def critic_input(self, x: torch.Tensor, state: np.ndarray | None = None) -> torch.Tensor:
-        """``[..., n, in]``: agent ``i``'s row holds only what its critic may read (``N_i``'s observations)."""
+    def policy_input(self, x: torch.Tensor) -> torch.Tensor:
+        """``x[..., n, o]`` → ``[n, N, in]``: agent ``i``'s row holds what its policy reads."""
+        return self.pol(self._agent_major(x))
+
+    def critic_source(self, x: torch.Tensor, state: np.ndarray | None = None) -> torch.Tensor:
+        """What the critics read, sample-major on the device: ``x[..., n, o]`` → ``[N, n, o]`` (each agent's
+        critic reads its neighbourhood's rows), or the normalised global state ``[N, 1, s]``."""
         if self.cfg.critic_input == "state":
             s = self.state_rms.normalize(state) if self.cfg.obs_norm else state
-            s = torch.as_tensor(np.asarray(s), dtype=torch.float32)
-            return s[..., None, :].expand(*s.shape[:-1], self.n, s.shape[-1])
-        return gather_neighbourhood(x, self.nbr_idx, self.nbr_mask)
+            return torch.as_tensor(np.asarray(s), dtype=torch.float32).reshape(-1, 1, s.shape[-1]).to(self.dev)
+        return x.reshape(-1, self.n, x.shape[-1]).to(self.dev)
 
+    @torch.no_grad()
     def values(self, obs: np.ndarray, state: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Denormalised reward values ``[..., n]`` and cost values ``[..., n, m]`` of observations ``obs[..., n, o]``."""
-        with torch.no_grad():
-            cin = self.critic_input(self.normalize_obs(obs), state)
-            v = self.critic(cin)[..., 0].double().numpy()
-            c = self.cost_critic(cin).double().numpy() if self.cost_critic is not None else np.zeros(v.shape + (0,))
+        self.wait()
+        lead = obs.shape[:-2]
+        inp = self.critic.share_input(self.critic_source(self.normalize_obs(obs), state))
+        v = self.critic.forward_shared(inp)[..., 0].T.double().cpu().numpy().reshape(*lead, self.n)
+        if self.cost_critic is not None:
+            c = self.cost_critic.forward_shared(inp).transpose(0, 1).double().cpu().numpy().reshape(*lead, self.n, self.m)
+        else:
+            c = np.zeros(v.shape + (0,))
         if self.cfg.value_norm:
             v = v * np.sqrt(self.ret_rms.var + 1e-8) + self.ret_rms.mean
             c = c * np.sqrt(self.cost_rms.var + 1e-8) + self.cost_rms.mean
@@ -151,22 +171,20 @@ class PPOFamily(Algorithm):
 
     # -- acting -----------------------------------------------------------------------------------
     def act(self, obs: np.ndarray, info: dict, deterministic: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        with torch.no_grad():
-            dist = self.policy.distribution(self.policy_input(self.normalize_obs(obs)))
-            if deterministic:
-                a = self.policy.mode(dist)
-            elif self.spec.action_kind == "discrete":
-                probs = dist.probs
-                a = torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1, generator=self.gen).reshape(probs.shape[:-1])
-            else:
-                noise = torch.randn(dist.mean.shape, generator=self.gen)
-                a = (dist.mean + dist.stddev * noise) * self.policy.action_mask
-            logp = self.policy.log_prob(dist, a)
+        # between updates the policy acts from a NumPy copy (NumpyPolicy, refreshed after each update):
+        # per-step inference on a few copies is latency-bound, and NumPy's per-call cost is the lowest
+        lead = obs.shape[:-2]
+        x = (self.obs_rms.normalize(obs) if self.cfg.obs_norm else obs).reshape(-1, self.n, obs.shape[-1])
+        x = x.astype(np.float32).transpose(1, 0, 2)                               # [n, N, o]
+        if not self.pol.identity:
+            x = (x[self.pol_idx] * self.pol_mask[:, :, None, None]).transpose(0, 2, 1, 3).reshape(self.n, x.shape[1], -1)
+        a, logp = self.acting.act(x, self.act_rng, deterministic)
+        logp = logp.T.reshape(*lead, self.n)
         if self.spec.action_kind == "discrete":
-            return a.numpy().astype(np.int64), {"logp": logp.numpy()}
-        raw = a.numpy().astype(np.float64)
+            return a.T.reshape(*lead, self.n).astype(np.int64), {"logp": logp}
+        raw = a.transpose(1, 0, 2).reshape(*lead, self.n, -1).astype(np.float64)
         env_a = np.clip(raw, self.spec.action_low, self.spec.action_high) * self.spec.action_mask()
-        return env_a, {"raw_action": raw, "logp": logp.numpy()}
+        return env_a, {"raw_action": raw, "logp": logp}
 
     # -- learning ---------------------------------------------------------------------------------
     def update_multipliers(self, rollout: Rollout) -> np.ndarray | None:
@@ -179,13 +197,29 @@ class PPOFamily(Algorithm):
             self.lagrange.update(episode_cost)
         return episode_cost
 
+    def next_values(self, rollout: Rollout, v: np.ndarray, cv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Values of ``next_obs``: where ``next_obs[t]`` is ``obs[t + 1]`` (no episode ended) they are
+        ``v[t + 1]``; only the other rows (episode ends, the last step) go through the critics."""
+        T = v.shape[0]
+        same = np.zeros(rollout.done.shape, dtype=bool)
+        if T > 1:
+            same[:-1] = ~rollout.done[:-1] & (rollout.next_obs[:-1] == rollout.obs[1:]).all(axis=(-2, -1))
+            if self.state_rms is not None:
+                same[:-1] &= (rollout.infos["next_state"][:-1] == rollout.infos["state"][1:]).all(axis=-1)
+        nv, ncv = np.empty_like(v), np.empty_like(cv)
+        nv[:-1][same[:-1]], ncv[:-1][same[:-1]] = v[1:][same[:-1]], cv[1:][same[:-1]]
+        rest = ~same
+        if rest.any():
+            state = rollout.infos["next_state"][rest] if self.state_rms is not None else None
+            nv[rest], ncv[rest] = self.values(rollout.next_obs[rest], state)
+        return nv, ncv
+
     def advantages(self, rollout: Rollout) -> dict[str, np.ndarray]:
         """GAE of the (mixed) reward and of each cost, the λ-return targets and the combined advantage."""
         cfg = self.cfg
         T, B, n = rollout.reward.shape
-        state, next_state = rollout.infos.get("state"), rollout.infos.get("next_state")
-        v, cv = self.values(rollout.obs, state)
-        nv, ncv = self.values(rollout.next_obs, next_state)
+        v, cv = self.values(rollout.obs, rollout.infos.get("state"))
+        nv, ncv = self.next_values(rollout, v, cv)
         reward = neighbourhood_mean(rollout.reward * cfg.reward_scale, self.rew_idx, self.rew_mask)
         adv, ret = gae(reward, v, nv, rollout.terminated, rollout.done, cfg.gamma, cfg.gae_lambda)
         adv = adv.reshape(T * B, n)
@@ -211,6 +245,7 @@ class PPOFamily(Algorithm):
         cfg = self.cfg
         T, B, n = rollout.reward.shape
         S = T * B
+        self.wait()
         metrics: dict[str, float] = {}
         episode_cost = self.update_multipliers(rollout) if self.m else None
         data = self.advantages(rollout)
@@ -221,15 +256,24 @@ class PPOFamily(Algorithm):
             if self.m:
                 self.cost_rms.update(data["cost_returns"])
         x = self.normalize_obs(rollout.obs).reshape(S, n, -1)
-        cin = self.critic_input(x, rollout.infos["state"].reshape(S, -1) if self.state_rms is not None else None)
-        metrics.update(self.update_critics(cin, data))
+        state = rollout.infos["state"].reshape(S, -1) if self.state_rms is not None else None
+        job = partial(self.update_critics, self.critic_source(x, state), *self.critic_targets(data))
+        if cfg.critic_overlap:
+            # the critics are not needed again until the next update's advantages: they learn in a
+            # background thread while the policies update and the next rollout is collected
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(1, thread_name_prefix="safenet-critics")
+            self._critic_job = self._executor.submit(job)
+        else:
+            self._critic_metrics = job()
         pin = self.policy_input(x)
         if self.spec.action_kind == "discrete":
-            actions = torch.as_tensor(rollout.actions.reshape(S, n), dtype=torch.long)
+            actions = torch.as_tensor(rollout.actions.reshape(S, n).T, dtype=torch.long)
         else:
-            actions = torch.as_tensor(rollout.extras["raw_action"].reshape(S, n, -1), dtype=torch.float32)
-        adv = torch.as_tensor(data["advantage"], dtype=torch.float32)
-        metrics.update(self.update_policies(pin, actions, adv))
+            actions = torch.as_tensor(rollout.extras["raw_action"].reshape(S, n, -1), dtype=torch.float32).transpose(0, 1)
+        adv = torch.as_tensor(data["advantage"].T, dtype=torch.float32)
+        metrics.update(self.update_policies(pin, actions.contiguous().to(self.dev), adv.contiguous().to(self.dev)))
+        self.acting = NumpyPolicy(self.policy)
         if cfg.obs_norm:
             self.obs_rms.update(rollout.obs.reshape(S, n, -1))
             if self.state_rms is not None:
@@ -237,35 +281,56 @@ class PPOFamily(Algorithm):
         self.iteration += 1
         self._last_samples = S
         metrics.update(self._constraint_metrics(episode_cost))
+        # the losses of the latest critic update that has finished (overlapped: the previous iteration's)
+        metrics.update(self._critic_metrics)
         return metrics
 
-    def update_critics(self, cin: torch.Tensor, data: dict[str, np.ndarray]) -> dict[str, float]:
-        """Eq. 23 with λ-return targets: every agent's reward (and cost) critic, all in one batched step."""
+    def wait(self) -> None:
+        """Finish a critic update still running in the background."""
+        job, self._critic_job = self._critic_job, None
+        if job is not None:
+            self._critic_metrics = job.result()
+
+    def critic_targets(self, data: dict[str, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Agent-major λ-return targets ``[n, S]`` and ``[n, S, m]`` (normalised when value_norm)."""
+        cfg = self.cfg
+        ret = self.ret_rms.normalize(data["returns"], clip=None) if cfg.value_norm else data["returns"]
+        target = torch.as_tensor(ret.T, dtype=torch.float32).contiguous().to(self.dev)
+        if not self.m:
+            return target, None
+        cret = self.cost_rms.normalize(data["cost_returns"], clip=None) if cfg.value_norm else data["cost_returns"]
+        return target, torch.as_tensor(cret, dtype=torch.float32).transpose(0, 1).contiguous().to(self.dev)
+
+    def update_critics(self, src: torch.Tensor, target: torch.Tensor, ctarget: torch.Tensor | None) -> dict[str, float]:
+        """Eq. 23 with λ-return targets: every agent's reward (and cost) critic, all in one batched step.
+
+        ``src[S, ·, d]`` (:meth:`critic_source`), ``target[n, S]``, ``ctarget[n, S, m]``. Each critic keeps its own Adam and
+        per-agent gradient clip; one backward pass serves both (their parameters are disjoint).
+        """
         cfg = self.cfg
         huber = cfg.huber_delta or None
-        ret = self.ret_rms.normalize(data["returns"], clip=None) if cfg.value_norm else data["returns"]
-        target = torch.as_tensor(ret, dtype=torch.float32)
-        if self.m:
-            cret = self.cost_rms.normalize(data["cost_returns"], clip=None) if cfg.value_norm else data["cost_returns"]
-            ctarget = torch.as_tensor(cret, dtype=torch.float32)
-            cmask = torch.as_tensor(self.cost_mask, dtype=torch.float32)
+        cmask = torch.as_tensor(self.cost_mask, dtype=torch.float32, device=self.dev)[:, None, :]
         losses, closses = [], []
         for _ in range(cfg.epochs):
-            for mb in minibatches(cin.shape[0], cfg.minibatches, self.rng):
-                loss = value_loss(self.critic(cin[mb])[..., 0], target[mb], huber_delta=huber).mean(0).sum()
-                self.critic_opt.zero_grad()
-                loss.backward()
-                self.critic_opt.step()
-                losses.append(loss.item() / self.n)
+            for mb in minibatches(src.shape[0], cfg.minibatches, self.critic_rng):
+                mb_t = torch.as_tensor(mb, device=self.dev)
+                x = self.critic.share_input(src.index_select(0, mb_t))
+                loss = value_loss(self.critic.forward_shared(x)[..., 0], target.index_select(1, mb_t),
+                                  huber_delta=huber).mean(1).sum()
+                total = loss
                 if self.cost_critic is not None:
-                    closs = (value_loss(self.cost_critic(cin[mb]), ctarget[mb], huber_delta=huber) * cmask).mean(0).sum()
-                    self.cost_opt.zero_grad()
-                    closs.backward()
+                    closs = (value_loss(self.cost_critic.forward_shared(x), ctarget.index_select(1, mb_t), huber_delta=huber)
+                             * cmask).mean(1).sum()
+                    total = loss + closs
+                    closses.append(closs.detach())
+                total.backward()
+                self.critic_opt.step()
+                if self.cost_opt is not None:
                     self.cost_opt.step()
-                    closses.append(closs.item() / max(1.0, float(self.cost_mask.sum())))
-        out = {"train/loss_value": float(np.mean(losses))}
+                losses.append(loss.detach())
+        out = {"train/loss_value": float(torch.stack(losses).mean()) / self.n}
         if closses:
-            out["train/loss_cost_value"] = float(np.mean(closses))
+            out["train/loss_cost_value"] = float(torch.stack(closses).mean()) / max(1.0, float(self.cost_mask.sum()))
         return out
 
     def plan(self) -> UpdatePlan | None:
@@ -273,54 +338,75 @@ class PPOFamily(Algorithm):
         return plan_updates(self.plan_graph, self.kappa, self.rng) if self.sequential else None
 
     def policy_objective(self, pin: torch.Tensor, actions: torch.Tensor, logp_old: torch.Tensor, adv: torch.Tensor,
-                         correction: torch.Tensor, agents: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Eq. 22 for ``agents`` (all when None): per agent, the sample mean of
-        ``min(ρ M A, clip(ρ, 1 ± ε) M A)`` with ``ρ = π_new/π_old``, and the mean entropy (``[k]`` each)."""
-        dist = subset_distribution(self.policy, pin, agents)
-        logp = subset_log_prob(self.policy, dist, actions, agents)
+                         correction: torch.Tensor | None, params: torch.Tensor | None = None,
+                         agents: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eq. 22 for ``agents`` (rows ``params``; all when None), agent-major ``[k, N, ...]`` inputs:
+        per agent, the sample mean of ``min(ρ M A, clip(ρ, 1 ± ε) M A)`` with ``ρ = π_new/π_old``, and
+        the mean entropy (``[k]`` each)."""
+        logp, ent = self.policy.log_prob_entropy(pin, actions, params, agents)
         surr = clipped_surrogate(logp, logp_old, adv, self.cfg.clip, correction=correction)
-        return surr.mean(0), subset_entropy(self.policy, dist, agents).mean(0)
+        return surr.mean(1), ent.mean(1)
 
     def update_policies(self, pin: torch.Tensor, actions: torch.Tensor, adv: torch.Tensor) -> dict[str, float]:
-        """Eq. 22 stage by stage: PPO-clip on the correction-weighted combined advantage."""
+        """Eq. 22 stage by stage: PPO-clip on the correction-weighted combined advantage.
+
+        Agent-major inputs ``pin[n, S, in]``, ``actions[n, S(, a)]``, ``adv[n, S]``. A stage works on a
+        copy of its agents' parameter rows and Adam state (written back at its end), so it costs
+        what its agents cost whatever ``n`` is.
+        """
         cfg = self.cfg
-        S, n = adv.shape
+        n, S = adv.shape
         with torch.no_grad():
-            dist = self.policy.distribution(pin)
-            logp_old = self.policy.log_prob(dist, actions)
+            logp_old, _ = self.policy.log_prob_entropy(pin, actions)
         plan = self.plan()
         self.last_plan = plan
         stages = plan.stages if plan is not None else (tuple(range(n)),)
-        preds = plan.predecessor_mask() if plan is not None else np.zeros((n, n), dtype=bool)
-        log_ratio = torch.zeros(S, n)              # log π̄^j/π^j of the agents updated so far
+        preds = self.nbr.slots_of(plan.predecessors) if plan is not None else None
+        log_ratio = torch.zeros(n, S, device=self.dev)     # log π̄^j/π^j of the agents updated so far
+        hyper = self.policy_opt.hyper()
         pol_losses, entropies, corrections = [], [], []
         for stage in stages:
-            agents = None if len(stage) == n else torch.as_tensor(stage, dtype=torch.long)
-            cols = torch.arange(n) if agents is None else agents
-            active = torch.zeros(n, dtype=torch.bool)
-            active[cols] = True
-            correction = torch.exp(log_correction(log_ratio, preds[cols.numpy()]))     # [S, k] M_i, constant
-            corrections.append(correction.mean().item())
+            whole = len(stage) == n
+            agents = None if whole else torch.as_tensor(stage, dtype=torch.long, device=self.dev)
+            if whole:
+                rows = self.policy_opt.param, self.policy_opt.exp_avg, self.policy_opt.exp_avg_sq, self.policy_opt.steps
+                p_in, a_in, lp_in, adv_in = pin, actions, logp_old, adv
+            else:
+                rows = self.policy_opt.rows(agents)
+                p_in, a_in = pin.index_select(0, agents), actions.index_select(0, agents)
+                lp_in, adv_in = logp_old.index_select(0, agents), adv.index_select(0, agents)
+            params, m, v, steps = rows
+            correction = None
+            if preds is not None:                          # M_i, constant during the stage
+                sel = agents if agents is not None else torch.arange(n, device=self.dev)
+                correction = torch.exp(self.nbr.select_sum(log_ratio, preds, sel))
+                corrections.append(correction.mean())
             for _ in range(cfg.epochs):
                 for mb in minibatches(S, cfg.minibatches, self.rng):
-                    mb_t = torch.as_tensor(mb, dtype=torch.long)
-                    surr, ent = self.policy_objective(pin[mb_t][:, cols], actions[mb_t][:, cols],
-                                                      logp_old[mb_t][:, cols], adv[mb_t][:, cols],
-                                                      correction[mb_t], agents)
+                    mb_t = torch.as_tensor(mb, device=self.dev)
+                    surr, ent = self.policy_objective(
+                        p_in.index_select(1, mb_t), a_in.index_select(1, mb_t), lp_in.index_select(1, mb_t),
+                        adv_in.index_select(1, mb_t), None if correction is None else correction.index_select(1, mb_t),
+                        params, agents)
                     loss = -(surr + cfg.entropy_coef * ent).sum()
-                    self.policy_opt.zero_grad()
-                    loss.backward()
-                    self.policy_opt.step(active)
-                    pol_losses.append(-surr.mean().item())
-                    entropies.append(ent.mean().item())
+                    (grad,) = torch.autograd.grad(loss, params)
+                    adam_rows_(params.data, grad, m, v, steps, **hyper)
+                    pol_losses.append(-surr.detach().mean())
+                    entropies.append(ent.detach().mean())
+            if not whole:
+                self.policy_opt.put_rows(agents, params, m, v, steps)
             with torch.no_grad():                 # the stage's new/old ratios enter its successors' factors
-                dist = subset_distribution(self.policy, pin[:, cols], agents)
-                log_ratio[:, cols] = subset_log_prob(self.policy, dist, actions[:, cols], agents) - logp_old[:, cols]
+                logp_new, _ = self.policy.log_prob_entropy(p_in, a_in, params.detach(), agents)
+                if whole:
+                    log_ratio = logp_new - logp_old
+                else:
+                    log_ratio.index_copy_(0, agents, logp_new - lp_in)
         ratio = log_ratio.exp()
-        return {"train/loss_policy": float(np.mean(pol_losses)), "train/entropy": float(np.mean(entropies)),
-                "train/approx_kl": float(((ratio - 1) - log_ratio).mean()),
-                "train/clip_frac": float(((ratio - 1).abs() > cfg.clip).float().mean()),
-                "train/correction_mean": float(np.mean(corrections)), "train/stages": float(len(stages))}
+        stats = torch.stack([torch.stack(pol_losses).mean(), torch.stack(entropies).mean(),
+                             ((ratio - 1) - log_ratio).mean(), ((ratio - 1).abs() > cfg.clip).float().mean(),
+                             torch.stack(corrections).mean() if corrections else torch.ones((), device=self.dev)]).tolist()
+        return {"train/loss_policy": stats[0], "train/entropy": stats[1], "train/approx_kl": stats[2],
+                "train/clip_frac": stats[3], "train/correction_mean": stats[4], "train/stages": float(len(stages))}
 
     def _constraint_metrics(self, episode_cost: np.ndarray | None) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -353,13 +439,15 @@ class PPOFamily(Algorithm):
 
     # -- checkpoints --------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
+        self.wait()
         state: dict[str, Any] = {
             "policy": self.policy.state_dict(), "critic": self.critic.state_dict(),
             "policy_opt": self.policy_opt.state_dict(), "critic_opt": self.critic_opt.state_dict(),
             "obs_rms": self.obs_rms.state_dict(), "ret_rms": self.ret_rms.state_dict(),
+            "critic_rng": json.dumps(self.critic_rng.bit_generator.state), "critic_metrics": dict(self._critic_metrics),
             "cost_rms": self.cost_rms.state_dict(), "cost_tracker": self.cost_tracker.state_dict(),
             "iteration": self.iteration, "rng": json.dumps(self.rng.bit_generator.state),
-            "gen": self.gen.get_state(),
+            "act_rng": json.dumps(self.act_rng.bit_generator.state),
         }
         if self.cost_critic is not None:
             state["cost_critic"] = self.cost_critic.state_dict()
@@ -371,6 +459,7 @@ class PPOFamily(Algorithm):
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.wait()
         self.policy.load_state_dict(state["policy"])
         self.critic.load_state_dict(state["critic"])
         self.policy_opt.load_state_dict(state["policy_opt"])
@@ -381,7 +470,9 @@ class PPOFamily(Algorithm):
         self.cost_tracker.load_state_dict(state["cost_tracker"])
         self.iteration = int(state["iteration"])
         self.rng.bit_generator.state = json.loads(state["rng"])
-        self.gen.set_state(state["gen"])
+        self.critic_rng.bit_generator.state = json.loads(state["critic_rng"])
+        self._critic_metrics = {k: float(v) for k, v in state["critic_metrics"].items()}
+        self.act_rng.bit_generator.state = json.loads(state["act_rng"])
         if self.cost_critic is not None:
             self.cost_critic.load_state_dict(state["cost_critic"])
             self.cost_opt.load_state_dict(state["cost_opt"])
@@ -389,6 +480,7 @@ class PPOFamily(Algorithm):
             self.state_rms.load_state_dict(state["state_rms"])
         if self.lagrange is not None:
             self.lagrange.load_state_dict(state["lagrange"])
+        self.acting = NumpyPolicy(self.policy)
 
 
 class IPPO(PPOFamily):

@@ -54,6 +54,9 @@ class PPOConfig:
     policy_input: str = "local"     # local: π^i(a^i | o^i); neighbourhood: π^i(a^i | o_{N_i}) (costs messages per step)
     critic_input: str = "obs"       # obs: the neighbourhood's observations; state: the env's global state (centralized only)
     rollout_steps: int = 0          # steps per copy per iteration; 0: whole episodes, at least 128 steps, at most 1000
+    # train the critics in a background thread while the policies update and the next rollout is
+    # collected (same math: neither uses the critics; their loss is then logged one iteration late)
+    critic_overlap: bool = True
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.gamma < 1.0:

@@ -57,6 +57,7 @@ def rollout_of(algo, game, steps: int, seed: int = 0) -> Rollout:
 
 
 def params(algo) -> dict[str, torch.Tensor]:
+    algo.wait()                                       # a critic update may still run in the background
     out = {f"policy.{k}": v for k, v in algo.policy.state_dict().items()}
     out.update({f"critic.{k}": v for k, v in algo.critic.state_dict().items()})
     if algo.cost_critic is not None:
@@ -65,10 +66,12 @@ def params(algo) -> dict[str, torch.Tensor]:
 
 
 def zero_output_layer(mlp, bias: torch.Tensor | None = None) -> None:
-    last = mlp.net[-1]
+    mlp = getattr(mlp, "net", mlp)                    # a StackedPolicy's StackedMLP
+    last = len(mlp.layers) - 1
     with torch.no_grad():
-        last.weight.zero_()
-        last.bias.copy_(bias if bias is not None else torch.zeros_like(last.bias))
+        mlp.weight(last).zero_()
+        b = mlp.bias(last)
+        b.copy_(bias if bias is not None else torch.zeros_like(b))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -161,13 +164,14 @@ def test_policy_objective_matches_hand_values():
     """Eq. 22 per agent: ratio, clip and correction factor, with policies set to known probabilities."""
     algo = HAPPO(toy(2).spec, PPOConfig(clip=0.2))
     # agent 0: p = (0.25, 0.75); agent 1: p = (0.5, 0.5)
-    zero_output_layer(algo.policy.net, torch.tensor([[0.0, math.log(3.0)], [0.0, 0.0]]))
-    pin = torch.zeros(3, 2, 2)
-    actions = torch.tensor([[1, 0], [0, 1], [1, 1]])
-    p_old = torch.tensor([[0.5, 0.25], [0.5, 0.5], [0.75, 0.625]])     # ratios (1.5, 2), (0.5, 1), (1, 0.8)
-    adv = torch.tensor([[1.0, 1.0], [-2.0, 1.0], [3.0, -1.0]])
-    corr = torch.tensor([[1.0, 2.0], [1.0, 0.5], [1.0, 1.0]])
-    surr, ent = algo.policy_objective(pin, actions, p_old.log(), adv, corr, None)
+    zero_output_layer(algo.policy, torch.tensor([[0.0, math.log(3.0)], [0.0, 0.0]]))
+    # agent-major inputs [n, samples, ...]
+    pin = torch.zeros(2, 3, 2)
+    actions = torch.tensor([[1, 0], [0, 1], [1, 1]]).T
+    p_old = torch.tensor([[0.5, 0.25], [0.5, 0.5], [0.75, 0.625]]).T   # ratios (1.5, 2), (0.5, 1), (1, 0.8)
+    adv = torch.tensor([[1.0, 1.0], [-2.0, 1.0], [3.0, -1.0]]).T
+    corr = torch.tensor([[1.0, 2.0], [1.0, 0.5], [1.0, 1.0]]).T
+    surr, ent = algo.policy_objective(pin, actions, p_old.log(), adv, corr)
     # agent 0: min(1.5, 1.2)·1 = 1.2; min(0.5·-2, 0.8·-2) = -1.6; 1·3 = 3
     # agent 1: M·A = 2, 0.5, -1 → min(2·2, 1.2·2) = 2.4; 0.5; min(0.8·-1, 0.8·-1) = -0.8
     torch.testing.assert_close(surr, torch.tensor([(1.2 - 1.6 + 3.0) / 3, (2.4 + 0.5 - 0.8) / 3]))
@@ -175,7 +179,8 @@ def test_policy_objective_matches_hand_values():
     torch.testing.assert_close(ent, torch.tensor([h0, math.log(2.0)]))
     # the same for agent 1 alone (a stage of one agent)
     one = torch.tensor([1])
-    surr1, _ = algo.policy_objective(pin[:, one], actions[:, one], p_old.log()[:, one], adv[:, one], corr[:, one], one)
+    surr1, _ = algo.policy_objective(pin[one], actions[one], p_old.log()[one], adv[one], corr[one],
+                                     algo.policy.flat[one], one)
     torch.testing.assert_close(surr1, surr[1:])
 
 
@@ -266,7 +271,7 @@ def test_with_kappa_at_least_the_diameter_dec_mappo_l_updates_exactly_like_mappo
         torch.testing.assert_close(dec_after[k], after[k], rtol=0, atol=1e-6, msg=k)
     np.testing.assert_allclose(full.lagrange.value, cen.lagrange.value)
     # κ = 1 reads less: its critics have other input sizes and its policies end elsewhere
-    assert short_after["critic.net.0.weight"].shape != after["critic.net.0.weight"].shape
+    assert short.critic.in_features < cen.critic.in_features
     assert any(not torch.allclose(short_after[k], after[k]) for k in after if k.startswith("policy."))
 
 
@@ -282,15 +287,13 @@ def test_an_agents_kappa_hop_inputs_ignore_agents_outside_its_neighbourhood():
         x, y = algo.normalize_obs(obs), algo.normalize_obs(far)
         v, cv = algo.values(obs)
         v2, cv2 = algo.values(far)
-        same_critic = torch.equal(algo.critic_input(x)[:, 0], algo.critic_input(y)[:, 0])
         same_value = np.array_equal(v[:, 0], v2[:, 0]) and np.array_equal(cv[:, 0], cv2[:, 0])
-        same_policy = torch.equal(algo.policy.distribution(algo.policy_input(x)).logits[:, 0],
-                                  algo.policy.distribution(algo.policy_input(y)).logits[:, 0])
+        same_policy = torch.equal(algo.policy.net(algo.policy_input(x))[0], algo.policy.net(algo.policy_input(y))[0])
         if algo is dec:
-            assert same_critic and same_value and same_policy
+            assert same_value and same_policy
             assert not np.array_equal(v[:, 1], v2[:, 1])                # agent 2 ∈ N_1^1 changed
         else:
-            assert not same_critic and not same_value                    # the centralized critic reads all
+            assert not same_value                                        # the centralized critic reads all
             assert same_policy                                           # local policies read o_0 only
     # advantages: rewards, costs and observations of agents outside N_0^1 do not reach agent 0's
     T, B = 4, 2
@@ -307,19 +310,17 @@ def test_an_agents_kappa_hop_inputs_ignore_agents_outside_its_neighbourhood():
     assert not np.array_equal(a[:, 1], a2[:, 1])
 
 
-def test_the_correction_factor_uses_only_already_updated_agents_inside_the_neighbourhood(monkeypatch):
-    import safenet_mappo_l.algorithm as algmod
-
+def test_the_correction_factor_uses_only_already_updated_agents_inside_the_neighbourhood():
     game = toy(6, num_envs=4)                         # line of 6, κ = 1
     algo = DecMAPPOL(game.spec, DecSafePPOConfig(kappa=1, rollout_steps=16, epochs=2, minibatches=2), seed=3)
     ro = rollout_of(algo, game, 16)
     S, n = 64, 6
-    pin = algo.policy_input(algo.normalize_obs(ro.obs).reshape(S, n, -1))
-    actions = torch.as_tensor(ro.actions.reshape(S, n))
+    pin = algo.policy_input(algo.normalize_obs(ro.obs))                 # [n, S, in]
+    actions = torch.as_tensor(ro.actions.reshape(S, n).T)
     old = copy.deepcopy(algo.policy)
-    factors: list[torch.Tensor] = []                  # log M of each stage's agents, in stage order
-    original = algmod.log_correction
-    monkeypatch.setattr(algmod, "log_correction", lambda lr, preds: factors.append(original(lr, preds)) or factors[-1])
+    factors: list[torch.Tensor] = []                  # log M of each stage's agents [k, S], in stage order
+    original = algo.nbr.select_sum
+    algo.nbr.select_sum = lambda values, select, agents: factors.append(original(values, select, agents)) or factors[-1]
     algo.update(ro)
     plan = algo.last_plan
     assert len(factors) == len(plan.stages) < n                       # some agents updated together
@@ -327,15 +328,15 @@ def test_the_correction_factor_uses_only_already_updated_agents_inside_the_neigh
     for stage in plan.stages:                                         # members of a stage are > 2κ apart
         assert all(i == j or dist[i, j] > 2 for i in stage for j in stage)
     with torch.no_grad():
-        lr = algo.policy.log_prob(algo.policy.distribution(pin), actions) - old.log_prob(old.distribution(pin), actions)
+        lr = algo.policy.log_prob_entropy(pin, actions)[0] - old.log_prob_entropy(pin, actions)[0]   # [n, S]
     within = game.spec.graph.within(1)
     for stage, log_m in zip(plan.stages, factors):
         for k, i in enumerate(stage):
             preds = plan.predecessors[i]
             assert set(preds) == {j for j in range(n) if within[i, j] and j != i and plan.stage_of[j] < plan.stage_of[i]}
             # M_i = Π over i's already-updated neighbours of their final new/old ratios (they never move again)
-            expected = lr[:, list(preds)].sum(1) if preds else torch.zeros(S)
-            torch.testing.assert_close(log_m[:, k], expected, rtol=0, atol=1e-5)
+            expected = lr[list(preds)].sum(0) if preds else torch.zeros(S)
+            torch.testing.assert_close(log_m[k], expected, rtol=0, atol=1e-5)
     assert any(plan.predecessors[i] for i in range(n))
 
 
