@@ -10,6 +10,7 @@ import pytest
 import safenet.plugins as plugins_mod
 import safenet.testing
 from safenet import hookimpl
+from safenet.algorithm import Algorithm
 from safenet.errors import IncompatibleError, RegistryError
 from safenet.plugins import PluginManager
 from safenet.specs import AlgorithmSpec, EnvSpec, import_string, normalise
@@ -22,8 +23,18 @@ class Cfg:
     x: int = 0
 
 
+class NullAlgo(Algorithm):
+    """A valid factory target for the specs below (never run)."""
+
+    def act(self, obs, info, deterministic=False):
+        raise NotImplementedError
+
+    def update(self, rollout):
+        raise NotImplementedError
+
+
 def algo(name: str, requires=(), **kw) -> AlgorithmSpec:
-    return AlgorithmSpec(name=name, factory="tests.nowhere:Algo", config=Cfg, requires=frozenset(requires), **kw)
+    return AlgorithmSpec(name=name, factory=f"{__name__}:NullAlgo", config=Cfg, requires=frozenset(requires), **kw)
 
 
 def env(name: str, tags=(), **kw) -> EnvSpec:
