@@ -14,9 +14,9 @@ first one, with a one-line reason naming the plugin, the spec and the field. Wha
 """
 from __future__ import annotations
 
-import ast
 import dataclasses
 import enum
+import functools
 import importlib.machinery
 import importlib.util
 import inspect
@@ -70,9 +70,10 @@ def _suggest_name(name: str) -> str:
 # config dataclasses
 # ------------------------------------------------------------------------------------------------
 
-def check_config(config: type, prefix: str = "config") -> list[SpecProblem]:
-    """Unannotated attributes and defaults that do not match their declared types (nested too)."""
-    problems = _unannotated(config, prefix)
+def check_config(config: type, prefix: str = "config", instance: Any = None) -> list[SpecProblem]:
+    """Unannotated attributes and defaults that do not match their declared types (nested too: a
+    nested dataclass field is checked with the values its default ``instance`` holds)."""
+    problems = _unannotated(config, prefix) if instance is None else []
     try:
         hints = typing.get_type_hints(config)
     except Exception as exc:  # noqa: BLE001 - a NameError in a string annotation, typically
@@ -81,7 +82,9 @@ def check_config(config: type, prefix: str = "config") -> list[SpecProblem]:
     for f in dataclasses.fields(config):
         where = f"{prefix}.{f.name}"
         tp = hints.get(f.name, f.type)
-        if f.default is not dataclasses.MISSING:
+        if instance is not None:
+            value = getattr(instance, f.name)
+        elif f.default is not dataclasses.MISSING:
             value = f.default
         elif f.default_factory is not dataclasses.MISSING:
             try:
@@ -96,7 +99,7 @@ def check_config(config: type, prefix: str = "config") -> list[SpecProblem]:
                 problems.append(SpecProblem(where, f"default {value!r} is not a {tp.__name__}; "
                                                    f"write `{f.name}: {tp.__name__} = field(default_factory={tp.__name__})`"))
             else:
-                problems += check_config(tp, where)
+                problems += check_config(tp, where, value)
             continue
         verdict = _matches(tp, value)
         if verdict is False:
@@ -211,9 +214,9 @@ def check_factory_string(factory: Any) -> list[SpecProblem]:
     if missing is not None:
         return [SpecProblem("factory", f"{factory!r}: no module named {missing!r} (is the module path right, and "
                                        f"is the file inside the installed package?)")]
-    names = _top_level_names(spec)
     first = attr.split(".")[0]
-    if names is not None and first not in names:
+    bound, names = _binds(spec, first)
+    if not bound:
         return [SpecProblem("factory", f"{factory!r}: module {module!r} defines no {first!r}"
                                        f"{_near(first, names)}")]
     return []
@@ -257,40 +260,36 @@ def _find_module(module: str) -> tuple[Any, str | None]:
     return spec, None
 
 
-def _top_level_names(spec: Any) -> set[str] | None:
-    """Names a module's source binds at top level; None when that cannot be read statically."""
-    origin = getattr(spec, "origin", None) if spec is not None else None
-    if not origin or not str(origin).endswith(".py"):
-        return None
+_ALIAS = re.compile(r"\bas\s+(\w+)")
+_FROM_IMPORT = re.compile(r"^from\s+[\w.]+\s+import\s+([^\n#]+)", re.MULTILINE)
+_DEFINED = re.compile(r"^(?:class|def|async def)\s+(\w+)|^(\w+)\s*(?::[^=\n]*)?=", re.MULTILINE)
+
+
+@functools.lru_cache(maxsize=256)
+def _source(origin: str) -> str | None:
     try:
-        tree = ast.parse(pathlib.Path(origin).read_text(encoding="utf-8"))
-    except (OSError, SyntaxError, ValueError):
-        return None                                   # a syntax error shows up, clearly, on import
-    names: set[str] = set()
+        return pathlib.Path(origin).read_text(encoding="utf-8")
+    except (OSError, ValueError):
+        return None
 
-    def visit(body: list[ast.stmt]) -> bool:
-        for node in body:
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                if node.name == "__getattr__":
-                    return False
-                names.add(node.name)
-            elif isinstance(node, (ast.Import, ast.ImportFrom)):
-                for alias in node.names:
-                    if alias.name == "*":
-                        return False
-                    names.add((alias.asname or alias.name).split(".")[0])
-            elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
-                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                for t in targets:
-                    names.update(n.id for n in ast.walk(t) if isinstance(n, ast.Name))
-            elif isinstance(node, (ast.If, ast.Try, ast.With, ast.For, ast.While)):
-                blocks = [getattr(node, a, []) for a in ("body", "orelse", "finalbody")]
-                blocks += [h.body for h in getattr(node, "handlers", [])]
-                if not all(visit(b) for b in blocks):
-                    return False
-        return True
 
-    return names if visit(tree.body) else None
+def _binds(spec: Any, name: str) -> tuple[bool, list[str]]:
+    """Whether a module's source (read, not run) may bind ``name``, and the top-level names it defines.
+
+    Deliberately lenient, and fast (no parsing): any occurrence of ``name``, a star
+    import or a module ``__getattr__`` counts as "may bind". Only a name the file never mentions is
+    reported missing.
+    """
+    origin = getattr(spec, "origin", None) if spec is not None else None
+    text = _source(str(origin)) if origin and str(origin).endswith(".py") else None
+    if text is None or "import *" in text or "def __getattr__" in text:
+        return True, []
+    if name in text:
+        return True, []
+    names = {a or b for a, b in _DEFINED.findall(text)} | set(_ALIAS.findall(text))
+    for imported in _FROM_IMPORT.findall(text):
+        names |= {part.split()[0] for part in imported.strip("() ").split(",") if part.strip()}
+    return False, sorted(names)
 
 
 def check_factory_object(kind: str, obj: Any) -> str | None:
