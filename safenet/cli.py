@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -58,12 +59,14 @@ def _parser() -> argparse.ArgumentParser:
 def cmd_plugins(args) -> int:
     from .plugins import get_plugin_manager
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     pm = get_plugin_manager()
     if args.json:
         print(json.dumps([{"name": i.name, "distribution": i.distribution, "version": i.version, "status": i.status,
-                           "algorithms": i.algorithms, "environments": i.environments, "error": i.error}
+                           "algorithms": i.algorithms, "environments": i.environments, "error": i.error,
+                           "warnings": i.warnings}
                           for i in pm.infos], indent=2))
         return 0
     table = Table(title="safenet plugins")
@@ -72,6 +75,8 @@ def cmd_plugins(args) -> int:
     for i in pm.infos:
         status = {"active": "[green]active", "failed": "[red]failed", "disabled": "[yellow]disabled"}[i.status]
         provides = i.provides if i.status == "active" else (i.error or "")
+        if i.warnings:
+            provides += "".join(f"\n[yellow]warning: {escape(w)}" for w in i.warnings)
         table.add_row(i.name, i.distribution, i.version, status, provides)
     console = Console(width=max(100, Console().width))
     console.print(table)
@@ -134,44 +139,21 @@ def cmd_train(args) -> int:
 
 
 def cmd_doctor(args) -> int:
-    """Strict checks a plugin author or CI can run: exit 1 when anything is wrong."""
-    from .config import find_preset, load_yaml
-    from .plugins import get_plugin_manager
-    from .trainer import Selection, make_game
+    """Strict checks a plugin author or CI can run: every problem is listed, then exit 1 if any."""
+    import warnings
 
-    pm = get_plugin_manager()
-    problems: list[str] = [f"plugin {i.name} ({i.distribution}): {i.error}" for i in pm.failed]
-    pairs = 0
-    env_names = [r.spec.name for r in pm.environments]
-    for algo in pm.algorithm_names():
-        for reg in pm.environments:
-            spec = reg.spec
-            name = spec.name
-            if spec.pattern and spec.match(name) is None:
-                continue                                  # a family without a concrete default name
-            a = pm.algorithm(algo)
-            if a.incompatibility(spec.tags):
-                continue
-            try:
-                sel = Selection.resolve(algo, f"{reg.plugin.distribution}:{name}" if env_names.count(name) > 1 else name, pm)
-                cfg = sel.compose()
-                pairs += 1
-                if args.build:
-                    make_game(sel, cfg, 1, 0).close()
-            except Exception as exc:  # noqa: BLE001 - report every problem, not the first
-                problems.append(f"{algo} on {name}: {type(exc).__name__}: {exc}")
-    presets = sorted({p.stem for p in (Path.cwd() / "configs").glob("*.yaml")})
-    for preset in presets:
-        try:
-            load_yaml(find_preset(preset), f"preset {preset!r}")
-        except SafenetError as exc:
-            problems.append(str(exc))
-    print(f"plugins: {len(pm.infos)} ({len(pm.failed)} failed); algorithm/environment pairs composed: {pairs}; "
-          f"presets read: {len(presets)}")
-    for p in problems:
+    from .doctor import diagnose
+    from .plugins import PluginManager, PluginWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PluginWarning)      # doctor lists them below, once each
+        pm = PluginManager(strict=False)                     # load everything, whatever SAFENET_STRICT_PLUGINS says
+    report = diagnose(pm, build=args.build)
+    print(report.summary())
+    for p in report.problems:
         print(f"  problem: {p}")
-    print("ok" if not problems else f"{len(problems)} problem(s)")
-    return 0 if not problems else 1
+    print("ok" if not report.problems else f"{len(report.problems)} problem(s)")
+    return 0 if not report.problems else 1
 
 
 def cmd_eval(args) -> int:
@@ -263,6 +245,27 @@ def cmd_plot(args) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _one_line_plugin_warnings():
+    """Plugin load warnings print as ``safenet: warning: ...``, one line each (no source location)."""
+    import warnings
+
+    from .plugins import PluginWarning
+
+    original = warnings.formatwarning
+
+    def formatwarning(message, category, filename, lineno, line=None):
+        if isinstance(category, type) and issubclass(category, PluginWarning):
+            return f"safenet: warning: {message}\n"
+        return original(message, category, filename, lineno, line)
+
+    warnings.formatwarning = formatwarning
+    try:
+        yield
+    finally:
+        warnings.formatwarning = original
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -277,7 +280,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = {"plugins": cmd_plugins, "train": cmd_train, "config": cmd_config, "eval": cmd_eval, "plot": cmd_plot,
                "doctor": cmd_doctor}[args.command]
     try:
-        return handler(args)
+        with _one_line_plugin_warnings():
+            return handler(args)
     except SafenetError as exc:
         print(f"safenet {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -24,11 +24,21 @@ from typing import Any, Iterable
 
 import pluggy
 
-from . import hookspecs
+from . import hook_checks, hookspecs
 from .errors import RegistryError, close_matches
+from .spec_checks import check_spec
 from .specs import AlgorithmSpec, EnvSpec, normalise
 
-GROUP = "safenet"
+GROUP = hook_checks.GROUP
+
+
+class PluginWarning(UserWarning):
+    """A plugin failed to load, or loaded with a mistake; the message is one self-contained line."""
+
+
+def _emit(message: str) -> None:
+    # warn_explicit with a location that has no source: printed as one line, never with a source line
+    warnings.warn_explicit(message, PluginWarning, filename="safenet", lineno=0, module="safenet.plugins")
 
 
 @dataclass
@@ -43,6 +53,13 @@ class PluginInfo:
     traceback: str | None = None
     algorithms: list[str] = field(default_factory=list)
     environments: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)    # mistakes that did not stop it loading
+
+    @property
+    def label(self) -> str:
+        """``'name' (distribution)``, as messages name a plugin."""
+        dist = self.distribution if self.distribution.startswith("(") else f"({self.distribution})"
+        return f"{self.name!r} {dist}"
 
     @property
     def provides(self) -> str:
@@ -129,17 +146,15 @@ class PluginManager:
             info.status, info.error = "disabled", f"already loaded as {first!r}"
             self.infos.append(info)
             return
+        hook_errors = hook_checks.hookimpl_errors(self.pm, obj)
+        if hook_errors:
+            self._fail(info, hook_errors[0])
+            return
         try:
             self.pm.register(obj, name=info.name)
             self.pm.check_pending()
-            algos = self._call_one(obj, "safenet_algorithms")
-            envs = self._call_one(obj, "safenet_environments")
-            for spec in algos:
-                if not isinstance(spec, AlgorithmSpec):
-                    raise RegistryError(f"safenet_algorithms returned {type(spec).__name__}, not AlgorithmSpec")
-            for spec in envs:
-                if not isinstance(spec, EnvSpec):
-                    raise RegistryError(f"safenet_environments returned {type(spec).__name__}, not EnvSpec")
+            algos = self._call_one(obj, "safenet_algorithms", AlgorithmSpec)
+            envs = self._call_one(obj, "safenet_environments", EnvSpec)
         except BaseException as exc:  # noqa: BLE001
             if isinstance(exc, KeyboardInterrupt):
                 raise
@@ -147,6 +162,14 @@ class PluginManager:
                 self.pm.unregister(obj)
             self._fail(info, f"registration failed: {type(exc).__name__}: {exc}", exc)
             return
+        for kind, spec in [*(("algorithm", s) for s in algos), *(("environment", s) for s in envs)]:
+            problems = check_spec(spec)
+            if problems:
+                self.pm.unregister(obj)
+                self._fail(info, f"{kind} {getattr(spec, 'name', '?')!r}: {problems[0]}")
+                return
+        for spec in [*algos, *envs]:
+            object.__setattr__(spec, "_plugin", info.label)      # lets spec.load() errors name the plugin
         for spec in algos:
             self.algorithms.setdefault(normalise(spec.name), []).append(Registered(spec, info))
             info.algorithms.append(spec.name)
@@ -154,15 +177,20 @@ class PluginManager:
             self.environments.append(Registered(spec, info))
             info.environments.append(spec.name)
         self.infos.append(info)
+        for message in hook_checks.undecorated_hooks(self.pm, obj):
+            self._warn(info, message)
+        if not self.pm.get_hookcallers(obj) and not info.warnings:
+            self._warn(info, "registers nothing: no @safenet.hookimpl function found (does the entry point "
+                             "name the module that holds the hooks?)")
 
-    def _call_one(self, obj: Any, hook: str) -> list:
+    def _call_one(self, obj: Any, hook: str, expected: type) -> list:
         impl = getattr(obj, hook, None)
         if impl is None:
             return []
         caller = self.pm.subset_hook_caller(hook, remove_plugins=[p for p in self.pm.get_plugins() if p is not obj])
         out: list = []
         for result in caller():
-            out.extend(result or [])
+            out.extend(hook_checks.check_registration_result(hook, result, expected))
         return out
 
     def _fail(self, info: PluginInfo, message: str, exc: BaseException | None = None) -> None:
@@ -171,8 +199,13 @@ class PluginManager:
             info.traceback = "".join(traceback.format_exception(exc))
         self.infos.append(info)
         if self.strict:
-            raise RegistryError(f"plugin {info.name!r} ({info.distribution}): {message}") from exc
-        warnings.warn(f"safenet plugin {info.name!r} ({info.distribution}) failed: {message}", stacklevel=3)
+            raise RegistryError(f"plugin {info.label}: {message}") from exc
+        _emit(f"safenet plugin {info.label} failed: {message}")
+
+    def _warn(self, info: PluginInfo, message: str) -> None:
+        """A mistake that does not stop the plugin from loading (shown by `safenet plugins` and doctor)."""
+        info.warnings.append(message)
+        _emit(f"safenet plugin {info.label}: {message}")
 
     @property
     def failed(self) -> list[PluginInfo]:
@@ -203,7 +236,7 @@ class PluginManager:
             raise RegistryError(f"unknown algorithm {name!r}{hint}; valid choices: "
                                 f"{', '.join(choices) or '(none installed)'}{self._failure_note()}")
         if len(entries) > 1:
-            forms = ", ".join(f"{e.plugin.distribution}:{e.spec.name}" for e in entries)
+            forms = ", ".join(choice_forms(entries))
             raise RegistryError(f"algorithm {name!r} is provided by several plugins; choose one of: {forms}")
         return entries[0].spec
 
@@ -226,7 +259,7 @@ class PluginManager:
             raise RegistryError(f"unknown environment {name!r}{hint}; valid choices: "
                                 f"{', '.join(choices) or '(none installed)'}{self._failure_note()}")
         if len(found) > 1:
-            forms = ", ".join(f"{r.plugin.distribution}:{r.spec.name}" for r, _ in found)
+            forms = ", ".join(choice_forms([r for r, _ in found]))
             raise RegistryError(f"environment {name!r} is provided by several plugins; choose one of: {forms}")
         reg, implied = found[0]
         return reg.spec, implied
@@ -243,6 +276,14 @@ class PluginManager:
                 if e.spec is spec:
                     return e.plugin
         return None
+
+
+def choice_forms(entries: list[Registered]) -> list[str]:
+    """``DIST:NAME`` for each of several plugins providing one name (``PLUGIN:NAME`` where the
+    distribution does not tell them apart, e.g. two SAFENET_PLUGINS modules)."""
+    dists = [normalise(e.plugin.distribution) for e in entries]
+    return [f"{e.plugin.distribution if dists.count(d) == 1 else e.plugin.name}:{e.spec.name}"
+            for e, d in zip(entries, dists)]
 
 
 _MANAGER: PluginManager | None = None

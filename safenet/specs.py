@@ -23,6 +23,24 @@ def import_string(target: str) -> Any:
     return obj
 
 
+def load_factory(spec: Any, kind: str) -> Any:
+    """Import ``spec.factory`` and check it against the contract; a :class:`RegistryError` names the
+    plugin, the spec and what to fix (one line, no traceback)."""
+    from .spec_checks import check_factory_object
+
+    where = f"{kind} {spec.name!r}" + (f" of plugin {spec._plugin}" if getattr(spec, "_plugin", None) else "")
+    try:
+        obj = import_string(spec.factory)
+    except RegistryError as exc:
+        raise RegistryError(f"{where}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - the plugin's module fails to import: say so in one line
+        raise RegistryError(f"{where}: cannot import factory {spec.factory!r}: {type(exc).__name__}: {exc}") from exc
+    why = check_factory_object(kind, obj)
+    if why:
+        raise RegistryError(f"{where}: factory {spec.factory!r}: {why}")
+    return obj
+
+
 def normalise(name: str) -> str:
     return name.strip().lower().replace("-", "_")
 
@@ -55,6 +73,10 @@ class AlgorithmSpec:
         _check_config("algorithm", self.name, self.config)
 
     def load(self) -> type:
+        """The algorithm class, imported now and checked against the contract."""
+        return load_factory(self, "algorithm")
+
+    def load_raw(self) -> Any:
         return import_string(self.factory)
 
     def incompatibility(self, env_tags: frozenset[str]) -> str | None:
@@ -108,4 +130,8 @@ class EnvSpec:
         return None
 
     def load(self):
+        """The env factory, imported now and checked against the contract."""
+        return load_factory(self, "environment")
+
+    def load_raw(self) -> Any:
         return import_string(self.factory)

@@ -114,6 +114,24 @@ def _fail(msg: str) -> None:
     raise AssertionError(msg)
 
 
+def random_actions(spec: GameSpec, num_envs: int, rng: np.random.Generator) -> np.ndarray:
+    """Uniformly random valid actions for ``num_envs`` copies of a game (padding entries zero)."""
+    if spec.action_kind == "discrete":
+        return (rng.random((num_envs, spec.n)) * np.asarray(spec.action_dims)).astype(np.int64)
+    return rng.uniform(spec.action_low, spec.action_high, (num_envs, spec.n, spec.action_dim)) * spec.action_mask()
+
+
+def observation_batches(game: BatchedGame, steps: int, seed: int = 0) -> list[tuple[np.ndarray, dict]]:
+    """``(obs, info)`` from a reset and ``steps`` random steps of ``game`` (inputs to compare policies on)."""
+    rng = np.random.default_rng(seed)
+    obs, info = game.reset(seed=seed)
+    out = [(obs, info)]
+    for _ in range(steps):
+        obs, *_, info = game.step(random_actions(game.spec, game.num_envs, rng))
+        out.append((obs, info))
+    return out
+
+
 def check_game(game: BatchedGame, steps: int | None = None, seed: int = 0) -> None:
     """Check a batched game against the protocol of :mod:`safenet.game` (raises AssertionError)."""
     spec, B = game.spec, game.num_envs
@@ -125,15 +143,11 @@ def check_game(game: BatchedGame, steps: int | None = None, seed: int = 0) -> No
     if "finite" in spec.tags and ("local_state" not in info or info["local_state"].shape != (B, spec.n)):
         _fail("finite games must return info['local_state'] of shape [B, n]")
     rng = np.random.default_rng(seed)
-    mask = spec.action_mask()
     steps = steps or 2 * spec.episode_length + 1
     ends = 0
     first_rewards = []
     for t in range(steps):
-        if spec.action_kind == "discrete":
-            actions = (rng.random((B, spec.n)) * np.asarray(spec.action_dims)).astype(np.int64)
-        else:
-            actions = rng.uniform(spec.action_low, spec.action_high, (B, spec.n, spec.action_dim)) * mask
+        actions = random_actions(spec, B, rng)
         obs, reward, cost, term, trunc, info = game.step(actions)
         first_rewards.append(reward.copy())
         for name, arr, shape in (("obs", obs, (B, spec.n, spec.obs_dim)), ("reward", reward, (B, spec.n)),
@@ -159,21 +173,39 @@ def check_game(game: BatchedGame, steps: int | None = None, seed: int = 0) -> No
 
 
 def check_algorithm(algo: str, env: str, tmp_path: Path, overrides: list[str] = (), pm=None) -> dict[str, float]:
-    """Compose the default config, train one iteration, checkpoint, resume for a second one.
+    """The plugin author's one test: compose, train, save, reload, resume.
 
-    Checks that the algorithm composes with the env, acts and updates, and that its state survives
-    a checkpoint (``torch.load(weights_only=True)``) and a resume. Returns the final metrics row.
+    1. composes the default config of the pair and trains one iteration (with an evaluation and a
+       checkpoint);
+    2. loads that checkpoint with ``torch.load(weights_only=True)`` into a fresh instance and checks
+       it acts exactly like the trained one (same deterministic actions and ``extras``) on the same
+       observations — a reset and a few random steps of a new copy of the game;
+    3. resumes the run from the checkpoint and trains a second iteration.
+
+    Raises ``AssertionError`` saying what to fix; returns the final metrics row.
     """
-    from .trainer import Selection, resume_run, start_run
+    from .roundtrip import RoundTripError
+    from .trainer import Selection, make_game, resume_run, start_run
 
     sel = Selection.resolve(algo, env, pm)
     cfg = sel.compose(overrides=[f"run.dir={tmp_path}", "run.progress=none", "run.tensorboard=false",
                                  "trainer.n_envs=2", "trainer.eval_episodes=2", "trainer.total_steps=1",
                                  *overrides])
     first = start_run(sel, cfg, pm=pm)
-    first.train()                                    # total_steps=1: exactly one iteration
-    if first.run.latest_checkpoint() is None:
+    try:
+        first.train()                                # total_steps=1: exactly one iteration
+    except RoundTripError as exc:                    # the trainer's own guard on its first checkpoint
+        _fail(f"check_algorithm({algo!r}, {env!r}): {exc}")
+    ckpt = first.run.latest_checkpoint()
+    if ckpt is None:
         _fail("no checkpoint written at the end of training")
+    game = make_game(sel, cfg, 2, seed=12345)
+    try:
+        first.verify_checkpoint(ckpt, observation_batches(game, steps=min(8, 2 * game.spec.episode_length)))
+    except RoundTripError as exc:
+        _fail(f"check_algorithm({algo!r}, {env!r}): {exc}")
+    finally:
+        game.close()
     # every iteration collects the same number of steps, so twice the first one is exactly two
     second = resume_run(first.run.dir, [f"trainer.total_steps={2 * first.env_steps}"], pm=pm)
     if second.env_steps != first.env_steps:

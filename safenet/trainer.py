@@ -140,6 +140,7 @@ class Trainer:
         self._stop_signal: int | None = None
         self._last_eval_steps = 0
         self._last_ckpt_time = time.monotonic()
+        self._round_trip_checked = False
 
     def notify(self, hook: str, **kwargs: Any) -> None:
         """Call a lifecycle hook on every plugin; an exception names the plugin that raised it."""
@@ -158,8 +159,22 @@ class Trainer:
     def checkpoint(self) -> Path:
         path = self.run.save_checkpoint(self.state(), self.env_steps, keep=int(self.cfg.trainer.keep_checkpoints))
         self._last_ckpt_time = time.monotonic()
+        if not self._round_trip_checked:            # once per process: cheap, and catches a useless checkpoint early
+            self._round_trip_checked = True
+            self.verify_checkpoint(path)
         self.notify("safenet_checkpoint_saved", run=self.run, path=str(path), env_steps=self.env_steps)
         return path
+
+    def verify_checkpoint(self, path: Path, batches: list | None = None) -> None:
+        """Reload ``path`` into a fresh algorithm and check it acts like ``self.algo`` (see :mod:`safenet.roundtrip`)
+        on ``batches`` of ``(obs, info)`` (default: the observations the copies are at now)."""
+        from .roundtrip import verify_checkpoint
+
+        def fresh() -> Algorithm:
+            return self.sel.algo.load()(self.spec, cfgmod.section_object(self.cfg.algo),
+                                        seed=derived_seed(int(self.cfg.seed), 4), device=self.cfg.trainer.device)
+
+        verify_checkpoint(path, self.algo, fresh, batches or [(self.collector.obs, self.collector.info)])
 
     def restore(self, path: Path) -> None:
         state = load_checkpoint(path)

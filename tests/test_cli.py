@@ -244,4 +244,6 @@ def test_doctor_reports_a_default_config_that_does_not_compose(cli_env, capsys, 
     monkeypatch.setenv("SAFENET_PLUGINS", "safenet.testing,bad_defaults_plugin")
     rc, out, err = run_cli(capsys, "doctor")
     assert rc == 1
-    assert "sac on bad_defaults" in out and "env.n_agents must be >= 1" in out
+    problems = [line for line in out.splitlines() if "problem:" in line]
+    assert len(problems) == 1, out                     # once, listing every algorithm it fails with
+    assert "sac on bad_defaults" in problems[0] and "env.n_agents must be >= 1" in problems[0]

@@ -1,15 +1,20 @@
 """Plugin manager: isolation of broken plugins, name clashes, close matches, patterns, compatibility."""
 from __future__ import annotations
 
+import enum
 import re
+import typing
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
 
 import pytest
 
 import safenet.plugins as plugins_mod
 import safenet.testing
 from safenet import hookimpl
+from safenet.algorithm import Algorithm
 from safenet.errors import IncompatibleError, RegistryError
 from safenet.plugins import PluginManager
 from safenet.specs import AlgorithmSpec, EnvSpec, import_string, normalise
@@ -22,8 +27,18 @@ class Cfg:
     x: int = 0
 
 
+class NullAlgo(Algorithm):
+    """A valid factory target for the specs below (never run)."""
+
+    def act(self, obs, info, deterministic=False):
+        raise NotImplementedError
+
+    def update(self, rollout):
+        raise NotImplementedError
+
+
 def algo(name: str, requires=(), **kw) -> AlgorithmSpec:
-    return AlgorithmSpec(name=name, factory="tests.nowhere:Algo", config=Cfg, requires=frozenset(requires), **kw)
+    return AlgorithmSpec(name=name, factory=f"{__name__}:NullAlgo", config=Cfg, requires=frozenset(requires), **kw)
 
 
 def env(name: str, tags=(), **kw) -> EnvSpec:
@@ -379,3 +394,52 @@ def test_get_plugin_manager_is_cached_and_refreshable(monkeypatch):
     assert plugins_mod.get_plugin_manager() is pm
     assert plugins_mod.get_plugin_manager(refresh=True) is not pm
     assert safenet.testing.__name__ in [i.name for i in pm.infos]
+
+
+class Mode(enum.Enum):
+    A = 1
+
+
+@dataclass
+class Inner:
+    k: int = 2
+
+
+@dataclass
+class FineConfig:
+    required: int                             # no default: the user must give it
+    KNOWN = ("a", "b")                        # ALL_CAPS constants are not fields, on purpose
+    limit: typing.ClassVar[int] = 3
+    a: int = 1
+    b: float = 1                              # an int default for a float is fine
+    c: Optional[int] = None
+    d: List[int] = field(default_factory=lambda: [1, 2])
+    e: Tuple[int, ...] = (1, 2)
+    f: Dict[str, float] = field(default_factory=lambda: {"x": 1.0})
+    g: Mode = Mode.A
+    h: Path = Path("x")
+    j: "str" = "ok"
+    i: Inner = field(default_factory=Inner)
+
+    def helper(self) -> int:
+        return self.a
+
+
+@dataclass
+class WrongConfig:
+    flag: bool = 1
+    n: int = True
+    names: List[str] = field(default_factory=lambda: ["a", 2])
+    inner: Inner = field(default_factory=lambda: Inner(k=0.5))
+    arr: object = None
+
+
+def test_config_checks_accept_every_type_a_config_can_hold_and_catch_mismatches():
+    from safenet.spec_checks import check_config, check_name
+
+    assert check_config(FineConfig) == []
+    problems = {p.field: p.message for p in check_config(WrongConfig)}
+    assert set(problems) == {"config.flag", "config.n", "config.names", "config.inner.k", "config.arr"}
+    assert "cannot be held by a config" in problems["config.arr"]
+    assert check_name("grid_wireless_<R>x<C>", placeholders=True) == []
+    assert check_name("grid_wireless_<R>x<C>") != [] and check_name("a" * 65) != [] and check_name("x:y") != []
