@@ -41,7 +41,7 @@ class PPOConfig:
     entropy_coef: float = 0.01
     max_grad_norm: float = 10.0     # per-agent gradient-norm clip (0: none)
     hidden: List[int] = field(default_factory=lambda: [64, 64])
-    activation: str = "tanh"        # tanh | relu
+    activation: str = "relu"        # relu (as the MAPPO-L reference) | tanh; relu costs a fraction of tanh per unit
     init_log_std: float = -1.0      # continuous actions: initial log std (exp(-1) ≈ 0.37)
     obs_norm: bool = True           # running per-agent observation normalisation
     value_norm: bool = True         # critics predict normalised returns (running mean/std per agent and signal)
