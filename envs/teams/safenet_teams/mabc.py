@@ -49,6 +49,12 @@ information structure. :mod:`safenet_teams.solve` uses the same one.
 
 The initial distribution is the package's choice (the paper gives none): buffers
 ``B_0^j ~ Bernoulli(p^j)``, channel unseen with ``P(S_0 = idle) = channel_idle_init`` (0.5).
+
+Exact optima (``python -m safenet_teams.solve multi_access_broadcast``, γ = 0.9, this start, infinite
+horizon), per timing and prescription class (``all``: silence, either, both; ``paper``: the paper's
+learner's 3, no silence): ``after_slot`` 0.976471 / 0.684432, ``before_acting`` 1.471863 / 0.818720.
+With empty buffers at the start (class ``all``): 0.8788 / 1.3247; with the first channel seen:
+1.1092 / 1.5544 (``docs/reports/dadc.md``).
 """
 from __future__ import annotations
 
