@@ -32,10 +32,14 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .mabc import MabcConfig, channel_matrix
+
+if TYPE_CHECKING:
+    from .mabc_belief_graph import BeliefGraph
 
 #: The deterministic prescriptions ``(q^0, q^1)``: transmitter ``j`` transmits iff it has a packet and ``q^j = 1``.
 PRESCRIPTIONS = ((0, 0), (1, 0), (0, 1), (1, 1))
