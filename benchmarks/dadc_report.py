@@ -133,7 +133,7 @@ BASELINES = {
 }
 
 
-def mabc_optima(out: Path, fine_tol: float = 1e-8) -> dict:
+def mabc_optima(out: Path, fine_tol: float = 1e-7) -> dict:
     """Multi-access broadcast's optima for each channel timing x prescription class, the package's initial
     distribution against two others, and the merged-graph value at a tighter merge grid; written to
     ``dadc_mabc_optima.json``."""

@@ -95,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--grid", type=int, default=201, help="demand_response: grid points per local state")
     ap.add_argument("--merge-tol", type=float, default=1e-6,
                     help="multi_access_broadcast, channel_timing=before_acting: beliefs closer than this per "
-                         "coordinate are merged (default 1e-6; 1e-8 moves the value by 2e-11)")
+                         "coordinate are merged (default 1e-6; 1e-7 moves the value by 2e-11)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_intermixed_args(argv)
     env_cfg = {}
