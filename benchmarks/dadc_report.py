@@ -8,6 +8,10 @@ episodes (`safenet eval`), computes the optimum with the exact solver, and write
 
     .venv/bin/python benchmarks/dadc_report.py                         # 5 seeds x 2 tasks
     .venv/bin/python benchmarks/dadc_report.py --tasks mabc --seeds 0 --steps 100000   # a quick look
+    .venv/bin/python benchmarks/dadc_report.py --tasks mabc_before_acting   # the literal channel timing
+    .venv/bin/python benchmarks/dadc_report.py --mabc-optima     # MABC optima: timing x prescription class
+
+Finished runs (a ``wall_s.txt`` in the run directory) are reused, so an interrupted report resumes.
 """
 from __future__ import annotations
 
@@ -30,6 +34,11 @@ TASKS = {
     # learning curves are the same at 1/n of the compute.
     "mabc": {"env": "multi_access_broadcast", "preset": "dadc-mabc", "solve": {},
              "overrides": ["algo.execution=shared"]},
+    # the literal reading of appendix D.1's channel timing (see safenet_teams.mabc): same preset, same budget
+    "mabc_before_acting": {"env": "multi_access_broadcast", "preset": "dadc-mabc",
+                           "title": "multi_access_broadcast, channel_timing=before_acting",
+                           "solve": {"channel_timing": "before_acting"},
+                           "overrides": ["algo.execution=shared", "env.channel_timing=before_acting"]},
     "demand_response": {"env": "demand_response", "preset": "dadc-demand-response",
                         "solve": {"prescriptions": "randomised", "grid": 201}, "overrides": []},
 }
@@ -44,10 +53,15 @@ def train(task: str, seed: int, run_dir: Path, steps: int | None, extra: Sequenc
            "run.tensorboard=false", "trainer.torch_threads=1", *t["overrides"], *extra]
     if steps:
         cmd += [f"trainer.total_steps={steps}", f"trainer.eval_every_steps={max(steps // 10, 1)}"]
+    path, wall_file = run_dir / name, run_dir / name / "wall_s.txt"
+    if wall_file.exists():                        # finished by an earlier invocation: reuse it
+        return path, float(wall_file.read_text())
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT,
                    env={**os.environ, "OMP_NUM_THREADS": "1"})
-    return run_dir / name, time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    wall_file.write_text(f"{wall:.1f}\n")
+    return path, wall
 
 
 def final_eval(path: Path, episodes: int, seed: int = 12345) -> dict:
@@ -105,7 +119,7 @@ def plot(task: str, res: dict, out: Path) -> None:
         ax.annotate(name, (steps[0], v), fontsize=7, color="gray", va="bottom" if k % 2 else "top")
     ax.set_xlabel("env steps")
     ax.set_ylabel("discounted team return (evaluation)")
-    ax.set_title(f"DADC on {TASKS[task]['env']}")
+    ax.set_title(f"DADC on {TASKS[task].get('title', TASKS[task]['env'])}")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=120)
@@ -114,8 +128,45 @@ def plot(task: str, res: dict, out: Path) -> None:
 
 BASELINES = {
     "mabc": {"only transmitter 1 may send (best constant)": 0.3675},
+    "mabc_before_acting": {"only transmitter 1 may send (best constant)": 0.3675},   # ignores the information
     "demand_response": {"best constant deterministic": -1.0513, "deterministic optimum": -1.042541},
 }
+
+
+def mabc_optima(out: Path, fine_tol: float = 1e-7) -> dict:
+    """Multi-access broadcast's optima for each channel timing x prescription class, the package's initial
+    distribution against two others, and the merged-graph value at a tighter merge grid; written to
+    ``dadc_mabc_optima.json``."""
+    from safenet_teams.mabc import CHANNEL_TIMINGS, MabcConfig
+    from safenet_teams.mabc_solver import PRESCRIPTION_CLASSES, solve_mabc
+
+    def timed(**kw) -> dict:
+        t0 = time.perf_counter()
+        sol = solve_mabc(**kw)
+        return {"value": sol.value, "horizon_value": sol.horizon_value, "beliefs": sol.n_beliefs,
+                "method": sol.method, "merge_tol": sol.merge_tol, "initial_prescription": list(sol.initial_prescription),
+                "seconds": round(time.perf_counter() - t0, 1)}
+
+    res: dict = {"gamma": 0.9, "horizon": 100, "optima": {}, "starts": {}, "merge_check": {}}
+    for timing in CHANNEL_TIMINGS:
+        cfg = MabcConfig(channel_timing=timing)
+        for cls in PRESCRIPTION_CLASSES:
+            res["optima"][f"{timing}/{cls}"] = r = timed(cfg=cfg, horizon=100, prescriptions=cls)
+            print(timing, cls, r, flush=True)
+        p0, p1 = cfg.arrival_prob_0, cfg.arrival_prob_1
+        empty = solve_mabc(cfg, start=(cfg.channel_idle_init, 0.0, 0.0)).value
+        seen = (cfg.channel_idle_init * solve_mabc(cfg, start=(1.0, p0, p1)).value
+                + (1 - cfg.channel_idle_init) * solve_mabc(cfg, start=(0.0, p0, p1)).value)
+        res["starts"][timing] = {"package (buffers ~ Bernoulli(p), channel unseen 1/2)": res["optima"][f"{timing}/all"]["value"],
+                                 "empty buffers, channel unseen 1/2": empty,
+                                 "buffers ~ Bernoulli(p), first channel seen (1/2 each)": seen}
+        print(timing, res["starts"][timing], flush=True)
+        fine = timed(cfg=cfg, merge_tol=fine_tol, method="graph")
+        coarse = timed(cfg=cfg, method="graph")
+        res["merge_check"][timing] = {"coarse": coarse, "fine": fine, "difference": fine["value"] - coarse["value"]}
+        print(timing, res["merge_check"][timing], flush=True)
+    (out / "dadc_mabc_optima.json").write_text(json.dumps(res, indent=1))
+    return res
 
 
 def check_decentralized(tasks: Sequence[str], steps: int, run_dir: Path, out: Path) -> None:
@@ -150,7 +201,13 @@ def main() -> None:
                     help="instead: train seed 0 of each task for STEPS steps with execution=shared and =decentralized "
                          "and compare their metrics")
     ap.add_argument("--plot-only", action="store_true", help="redraw the plots from the recorded dadc.json")
+    ap.add_argument("--mabc-optima", action="store_true",
+                    help="instead: multi-access broadcast's optima (channel timing x prescription class, initial "
+                         "distributions, merge-grid check) to dadc_mabc_optima.json")
     args = ap.parse_args()
+    if args.mabc_optima:
+        mabc_optima(Path(args.out))
+        return
     if args.plot_only:
         report = json.loads((Path(args.out) / "dadc.json").read_text())
         for task in args.tasks:
@@ -164,11 +221,11 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     report_path = out / "dadc.json"
     for task in args.tasks:
+        runs = []
+        trained = [(seed, *train(task, seed, run_dir, args.steps)) for seed in args.seeds]
         opt = optimum(task)
         print(f"{task}: optimum {opt['horizon_value']:.6f} ({opt['horizon']} steps), {opt['value']:.6f} (infinite)")
-        runs = []
-        for seed in args.seeds:
-            path, wall = train(task, seed, run_dir, args.steps)
+        for seed, path, wall in trained:
             steps, values, div = curve(path)
             ev = final_eval(path, args.eval_episodes)
             final = ev["eval/ep_disc_return"]

@@ -19,20 +19,42 @@ is a Markov chain that stays idle with probability ``alpha0`` and stays busy wit
    channel moves to ``S' ~ P(. | S)``.
 
 Episodes start with ``B^j ~ Bernoulli(p^j)`` and ``S ~ Bernoulli(1 - channel_idle_init)`` (the
-stationary law for the paper's ``alpha0 = alpha1``), and last ``episode_length`` steps (truncated;
+stationary law for the paper's ``alpha0 = alpha1``; the package's choice, see below), and last ``episode_length`` steps (truncated;
 the discounted problem is infinite-horizon, ``0.9^100 ≈ 3e-5``).
 
 Information structure (control sharing, appendix D.1)
 ------------------------------------------------------
-* local information of transmitter ``j``: its own buffer ``B_t^j`` (``info["local_state"]``);
-* common information ``Z``: after step ``t`` both transmitters learn the realised transmissions
-  ``(T_t^0, T_t^1)`` of both, and the channel state ``S_t`` **only if at least one of them
-  transmitted** (one slot late: ``S_t`` is learnt after acting in slot ``t``, never before).
+Appendix D.1 says: "both the agents observe one step delayed actions (A_{t-1}^1, A_{t-1}^2) of each
+other along with the state S_t of the channel if either of them transmits", with the observation
+model ``T(o_t | s_t, a_{t-1})``. Which slot's channel state is revealed, and when, is open to two
+readings; ``channel_timing`` picks one (the exact solver follows the same key):
 
-``info["common_obs"]`` (``[B, 4]``) at decision time ``t`` is
-``(T_{t-1}^0, T_{t-1}^1, 1[S_{t-1} seen idle], 1[S_{t-1} seen busy])`` — all zeros at ``t = 0``.
+* local information of transmitter ``j``: its own buffer ``B_t^j`` (``info["local_state"]``);
+* ``channel_timing = "after_slot"`` (default; the package's reading): after slot ``t`` both
+  transmitters learn the realised transmissions ``(T_t^0, T_t^1)`` and the channel state ``S_t`` of
+  that slot **only if at least one of them transmitted** — the channel is learnt one slot late,
+  never before acting, so whether a transmission succeeded is always known;
+* ``channel_timing = "before_acting"`` (the literal reading of ``T(o_t | s_t, a_{t-1})``): before
+  acting in slot ``t`` both learn ``(T_{t-1}^0, T_{t-1}^1)`` and the **current** channel state ``S_t``
+  if at least one of them transmitted in slot ``t - 1``. The channel of the slot in which they
+  transmitted is not revealed, so a success is inferred only through ``S_t``, not seen.
+
+``info["common_obs"]`` (``[B, 4]``) at decision time ``t`` is ``(T_{t-1}^0, T_{t-1}^1, seen idle,
+seen busy)``, where the channel flags refer to ``S_{t-1}`` (``after_slot``) or ``S_t``
+(``before_acting``) and are both 0 when nobody transmitted in slot ``t - 1``; all zeros at ``t = 0``.
+The common information holds realised transmissions ``T = a · B``: under the paper's prescriptions
+("transmit if you have the opportunity and a packet") they equal the actions.
 Each agent's observation is ``(B_t^j, *common_obs)`` (5 floats), so any algorithm sees exactly this
 information structure. :mod:`safenet_teams.solve` uses the same one.
+
+The initial distribution is the package's choice (the paper gives none): buffers
+``B_0^j ~ Bernoulli(p^j)``, channel unseen with ``P(S_0 = idle) = channel_idle_init`` (0.5).
+
+Exact optima (``python -m safenet_teams.solve multi_access_broadcast``, γ = 0.9, this start, infinite
+horizon), per timing and prescription class (``all``: silence, either, both; ``paper``: the paper's
+learner's 3, no silence): ``after_slot`` 0.976471 / 0.684432, ``before_acting`` 1.471863 / 0.818720.
+With empty buffers at the start (class ``all``): 0.8788 / 1.3247; with the first channel seen:
+1.1092 / 1.5544 (``docs/reports/dadc.md``).
 """
 from __future__ import annotations
 
@@ -45,9 +67,11 @@ from safenet.config import config_values
 from safenet.game import BatchedGame, GameSpec, StepResult, to_parallel_env
 from safenet.graph import Graph
 
-from .checks import check_int, check_nonnegative, check_num_envs, check_probability
+from .checks import check_int, check_nonnegative, check_num_envs, check_probability, fail
 
 COMMON_OBS_NAMES = ("tx_0", "tx_1", "seen_idle", "seen_busy")
+#: ``env.channel_timing`` values: when the common information reveals the channel (module docstring).
+CHANNEL_TIMINGS = ("after_slot", "before_acting")
 
 
 @dataclass
@@ -62,6 +86,7 @@ class MabcConfig:
     tx_cost: float = 0.4              # kappa: cost of each transmission
     success_reward: float = 1.0       # r: reward of a successful transmission
     episode_length: int = 100
+    channel_timing: str = "after_slot"  # "after_slot": S_t learnt after slot t; "before_acting": S_t before acting
 
     def __post_init__(self) -> None:
         validate_config(self)
@@ -73,6 +98,8 @@ def validate_config(cfg: MabcConfig) -> None:
     check_nonnegative(cfg, "tx_cost")
     check_nonnegative(cfg, "success_reward")
     check_int(cfg, "episode_length", 1)
+    if cfg.channel_timing not in CHANNEL_TIMINGS:
+        fail("channel_timing", f"must be one of {', '.join(CHANNEL_TIMINGS)}, got {cfg.channel_timing!r}")
 
 
 def channel_matrix(cfg: MabcConfig) -> np.ndarray:
@@ -149,9 +176,6 @@ class MabcGame(BatchedGame):
         success = (n_tx == 1) & idle                                          # [B]
         team = -cfg.tx_cost * n_tx + cfg.success_reward * success
         reward = np.repeat(team[:, None], 2, axis=1).astype(np.float64)
-        # common information learnt in this slot: both transmissions, the channel if anyone transmitted
-        seen = n_tx > 0
-        self._common = np.stack([tx[:, 0], tx[:, 1], seen & idle, seen & ~idle], axis=1).astype(np.float32)
         info: dict[str, np.ndarray] = {"transmitted": tx.copy(), "channel": self._chan.copy()}
         # dynamics: departures, arrivals (dropped when the buffer is full), channel
         arrivals = (self._rng.random((B, 2)) < self.arrival).astype(np.int64)
@@ -160,6 +184,11 @@ class MabcGame(BatchedGame):
         stay = np.where(idle, cfg.alpha0, cfg.alpha1)
         move = self._rng.random(B) >= stay
         self._chan = np.where(move, 1 - self._chan, self._chan)
+        # common information for the next decision: both transmissions, and if anyone transmitted the channel
+        # of the slot just played (after_slot) or of the coming slot (before_acting)
+        seen = n_tx > 0
+        shown_idle = idle if self.cfg.channel_timing == "after_slot" else self._chan == 0
+        self._common = np.stack([tx[:, 0], tx[:, 1], seen & shown_idle, seen & ~shown_idle], axis=1).astype(np.float32)
         self._t += 1
         truncated = self._t >= self.spec.episode_length
         terminated = np.zeros(B, dtype=bool)

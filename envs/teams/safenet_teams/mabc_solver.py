@@ -1,12 +1,17 @@
 """Exact optimal value of multi-access broadcast: value iteration over the coordinator's belief.
 
+This module's indexed belief space solves the ``after_slot`` channel timing (the channel of a slot
+is revealed after it). :func:`solve_mabc` solves ``before_acting`` (and, as a cross-check,
+``after_slot``) on the merged belief graph of :mod:`safenet_teams.mabc_belief_graph`.
+
 Method (the common-information approach, Nayyar, Mahajan & Teneketzis 2013)
 ---------------------------------------------------------------------------
 A virtual coordinator sees the common information (past realised transmissions of both
 transmitters, the channel state of slots in which someone transmitted) and chooses a prescription
 for each transmitter: a map from its buffer to an action. A transmitter with an empty buffer cannot
 send anything, so a deterministic prescription is one bit per transmitter, ``q^j`` = "transmit if
-you have a packet": 4 prescriptions. Deterministic prescriptions suffice: the problem is a team
+you have a packet": 4 prescriptions (class ``all``); the paper's learner uses 3 of them (class
+``paper``: no silence), whose optimum :func:`solve_mabc` also gives. Deterministic prescriptions suffice: the problem is a team
 (Dec-POMDP) problem, for which deterministic policies are optimal, so this value is the team optimum.
 
 The coordinator's belief on ``(S_t, B_t^0, B_t^1)`` factorises into ``π = P(S_t = idle)`` and
@@ -27,14 +32,25 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .mabc import MabcConfig, channel_matrix
 
+if TYPE_CHECKING:
+    from .mabc_belief_graph import BeliefGraph
+
 #: The deterministic prescriptions ``(q^0, q^1)``: transmitter ``j`` transmits iff it has a packet and ``q^j = 1``.
 PRESCRIPTIONS = ((0, 0), (1, 0), (0, 1), (1, 1))
 _CONVERGED = 1e-13
+
+
+#: Prescription classes: ``all`` the four above; ``paper`` the three of the paper's learner (appendix E.1:
+#: transmitter 1 may send, transmitter 2 may, both may; silence is not a choice).
+PRESCRIPTION_CLASSES = {"all": PRESCRIPTIONS, "paper": ((1, 0), (0, 1), (1, 1))}
+#: Solution methods: ``indexed`` (this module, ``after_slot`` only), ``graph`` (:mod:`safenet_teams.mabc_belief_graph`).
+METHODS = ("auto", "indexed", "graph")
 
 
 @dataclass
@@ -46,9 +62,13 @@ class MabcSolution:
     iterations: int
     n_beliefs: int
     initial_prescription: tuple[int, int]
-    values: np.ndarray = field(repr=False)
-    policy: np.ndarray = field(repr=False)     # index into PRESCRIPTIONS per belief
-    space: "BeliefSpace" = field(repr=False)
+    prescriptions: tuple[tuple[int, int], ...] = PRESCRIPTIONS
+    channel_timing: str = "after_slot"
+    method: str = "indexed"
+    merge_tol: float | None = None             # graph method: beliefs closer than this per coordinate are merged
+    values: np.ndarray = field(repr=False, default=None)
+    policy: np.ndarray = field(repr=False, default=None)     # index into `prescriptions` per belief
+    space: "BeliefSpace | BeliefGraph" = field(repr=False, default=None)
 
 
 def _cap(seq_fn, max_len: int = 10_000) -> int:
@@ -147,36 +167,73 @@ def _backup(tables, V: np.ndarray, gamma: float) -> np.ndarray:
 
 
 def solve_mabc(cfg: MabcConfig | None = None, gamma: float = 0.9, horizon: int | None = None,
-               tol: float = 1e-10, max_iterations: int = 100_000, infinite: bool = True) -> MabcSolution:
-    """Optimal discounted team value of MABC (see the module docstring for the method).
+               tol: float = 1e-10, max_iterations: int = 100_000, infinite: bool = True,
+               prescriptions: str = "all", method: str = "auto", merge_tol: float = 1e-6,
+               start: tuple[float, float, float] | None = None) -> MabcSolution:
+    """Optimal discounted team value of MABC under ``cfg.channel_timing`` for the prescription class
+    ``prescriptions`` (a key of :data:`PRESCRIPTION_CLASSES`).
 
-    ``infinite=False`` skips the infinite-horizon value iteration (``value`` is then NaN)."""
+    ``method="auto"`` uses the indexed belief space of this module for ``after_slot`` and the merged belief
+    graph (:mod:`safenet_teams.mabc_belief_graph`, grid ``merge_tol``) for ``before_acting``.
+    ``infinite=False`` skips the infinite-horizon value iteration (``value`` is then NaN; the graph is then
+    explored only ``horizon`` steps deep). ``start = (P(idle), P(B^0 = 1), P(B^1 = 1))`` replaces the package's
+    initial distribution (graph method only)."""
     cfg = MabcConfig() if cfg is None else cfg
     if not 0.0 <= gamma < 1.0:
         raise ValueError(f"gamma must be in [0, 1), got {gamma}")
-    space = BeliefSpace(cfg)
-    tables = [_outcomes(space, q) for q in PRESCRIPTIONS]
-    V = np.zeros(space.size)
+    if prescriptions not in PRESCRIPTION_CLASSES:
+        raise ValueError(f"prescriptions must be one of {', '.join(PRESCRIPTION_CLASSES)}, got {prescriptions!r}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    if not infinite and horizon is None:
+        raise ValueError("infinite=False needs a horizon")
+    if start is not None and method == "auto":
+        method = "graph"
+    if method == "auto":
+        method = "indexed" if cfg.channel_timing == "after_slot" else "graph"
+    if start is not None and method != "graph":
+        raise ValueError("another initial belief (start) needs method='graph'")
+    if method == "indexed" and cfg.channel_timing != "after_slot":
+        raise ValueError(f"the indexed method solves channel_timing=after_slot only, not {cfg.channel_timing!r}; "
+                         "use method='graph'")
+    qs = PRESCRIPTION_CLASSES[prescriptions]
+    if method == "indexed":
+        space = BeliefSpace(cfg)
+        tables = [_outcomes(space, q) for q in qs]
+        size, root = space.size, int(space.initial)
+
+        def backup(V: np.ndarray) -> np.ndarray:
+            return _backup(tables, V, gamma)
+    else:
+        from .mabc_belief_graph import backup as graph_backup, build_graph
+
+        space = build_graph(cfg, qs, merge_tol, max_depth=None if infinite else horizon,
+                            start=None if start is None else np.asarray(start, dtype=np.float64))
+        size, root = space.size, 0
+
+        def backup(V: np.ndarray) -> np.ndarray:
+            return graph_backup(space, V, gamma)
+    V = np.zeros(size)
     it = 0
     # stop when the sup-norm change guarantees |V - V*| <= tol
     for it in range(1, max_iterations + 1 if infinite else 1):
-        V_new = _backup(tables, V, gamma).max(0)
+        V_new = backup(V).max(0)
         delta = float(np.abs(V_new - V).max())
         V = V_new
         if delta * gamma / (1.0 - gamma) <= tol:
             break
-    Q = _backup(tables, V, gamma)
-    policy = Q.argmax(0)
+    policy = backup(V).argmax(0)
     horizon_value = None
     if horizon is not None:
-        W = np.zeros(space.size)
+        W = np.zeros(size)
         for _ in range(int(horizon)):
-            W = _backup(tables, W, gamma).max(0)
-        horizon_value = float(W[space.initial])
-    return MabcSolution(value=float(V[space.initial]) if infinite else float("nan"), horizon_value=horizon_value, horizon=horizon, gamma=gamma,
-                        iterations=it, n_beliefs=space.size,
-                        initial_prescription=PRESCRIPTIONS[int(policy[space.initial])],
-                        values=V, policy=policy, space=space)
+            W = backup(W).max(0)
+        horizon_value = float(W[root])
+    return MabcSolution(value=float(V[root]) if infinite else float("nan"), horizon_value=horizon_value,
+                        horizon=horizon, gamma=gamma, iterations=it, n_beliefs=size,
+                        initial_prescription=qs[int(policy[root])], prescriptions=qs,
+                        channel_timing=cfg.channel_timing, method=method,
+                        merge_tol=merge_tol if method == "graph" else None, values=V, policy=policy, space=space)
 
 
 class BeliefTracker:

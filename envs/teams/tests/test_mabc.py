@@ -119,15 +119,46 @@ def test_seeding_reproducible():
     assert np.array_equal(run(5), run(5)) and not np.array_equal(run(5), run(6))
 
 
+# A channel that flips every slot (idle, busy, idle, ...), transmitter 0 always refilled, transmitter 1 never:
+# one hand-written trajectory, whose common observations differ only in which slot's channel they show.
+FLIPPING = dict(arrival_prob_0=1.0, arrival_prob_1=0.0, alpha0=0.0, alpha1=0.0)
+#            actions  reward  buffers after  common obs: after_slot (S_t)   before_acting (S_{t+1})
+TRAJECTORY = [((1, 0), 0.6, (1, 1), (1, 0, 1, 0), (1, 0, 0, 1)),     # t=0 idle: sole transmission succeeds
+              ((0, 0), 0.0, (1, 1), (0, 0, 0, 0), (0, 0, 0, 0)),     # t=1 busy: silence reveals nothing
+              ((1, 1), -0.8, (1, 1), (1, 1, 1, 0), (1, 1, 0, 1)),    # t=2 idle: collision
+              ((0, 1), -0.4, (1, 1), (0, 1, 0, 1), (0, 1, 1, 0)),    # t=3 busy: fails
+              ((0, 1), 0.6, (1, 0), (0, 1, 1, 0), (0, 1, 0, 1)),     # t=4 idle: succeeds, no refill
+              ((0, 1), 0.0, (1, 0), (0, 0, 0, 0), (0, 0, 0, 0))]     # t=5 busy: empty buffer sends nothing
+
+
+@pytest.mark.parametrize("timing", ["after_slot", "before_acting"])
+def test_common_obs_under_each_channel_timing(timing):
+    g = game(num_envs=2, channel_timing=timing, **FLIPPING)
+    obs, info = g.reset(seed=3)
+    assert not info["common_obs"].any() and not obs[..., 1:].any()          # nothing is common at t = 0
+    g.set_state(0, [1, 1])
+    for t, (actions, reward, buffers, after, before) in enumerate(TRAJECTORY):
+        obs, r, _, _, _, info = g.step(np.array([actions, actions]))
+        assert info["channel"].tolist() == [t % 2] * 2
+        assert r.tolist() == [[pytest.approx(reward)] * 2] * 2
+        assert info["local_state"].tolist() == [list(buffers)] * 2
+        expected = after if timing == "after_slot" else before
+        assert info["common_obs"].tolist() == [list(expected)] * 2, t
+        assert obs[:, 0, 1:].tolist() == obs[:, 1, 1:].tolist() == [list(expected)] * 2   # both agents see it
+        assert obs[:, :, 0].tolist() == [list(buffers)] * 2                               # each its own buffer
+
+
 def test_protocol_and_spec():
     check_game(game(num_envs=4, episode_length=7))
+    check_game(game(num_envs=4, episode_length=7, channel_timing="before_acting"))
     spec = game().spec
     assert spec.common_obs_dim == 4 and spec.n_local_states == (2, 2) and spec.action_dims == (2, 2)
     assert {"finite", "discrete", "common_obs", "global_state"} <= spec.tags
 
 
 @pytest.mark.parametrize("kw, key", [({"arrival_prob_0": 1.5}, "arrival_prob_0"), ({"alpha1": -0.1}, "alpha1"),
-                                     ({"tx_cost": -1}, "tx_cost"), ({"episode_length": 0}, "episode_length")])
+                                     ({"tx_cost": -1}, "tx_cost"), ({"episode_length": 0}, "episode_length"),
+                                     ({"channel_timing": "never"}, "channel_timing")])
 def test_bad_config_names_the_key(kw, key):
     with pytest.raises(ConfigError, match=f"env.{key}"):
         make(kw)

@@ -13,20 +13,24 @@ from safenet.errors import SafenetError
 from safenet_teams.demand_response import DemandResponseConfig, make as make_dr, on_probability
 from safenet_teams.dr_solver import cheapest_mixtures, solve_demand_response
 from safenet_teams.mabc import MabcConfig, make as make_mabc
-from safenet_teams.mabc_solver import PRESCRIPTIONS, BeliefTracker, solve_mabc
+from safenet_teams.mabc_belief_graph import GraphBeliefTracker
+from safenet_teams.mabc_solver import PRESCRIPTION_CLASSES, PRESCRIPTIONS, BeliefTracker, solve_mabc
 from safenet_teams.solve import main, optimal_value
 
 ODD_MABC = dict(arrival_prob_0=0.45, arrival_prob_1=0.2, alpha0=0.9, alpha1=0.6, channel_idle_init=0.3,
                 tx_cost=0.3, success_reward=1.5)
+FAST_MABC = dict(arrival_prob_0=0.7, arrival_prob_1=0.55, alpha0=0.8, alpha1=0.5, channel_idle_init=0.4, tx_cost=0.5)
 
 
 # ------------------------------------------------------------------------------------------------
 # MABC: a generic POMDP over the joint state (S, B0, B1), searched over the whole common-history tree
 # ------------------------------------------------------------------------------------------------
 
-def mabc_brute_force(cfg: MabcConfig, gamma: float, horizon: int) -> float:
+def mabc_brute_force(cfg: MabcConfig, gamma: float, horizon: int, prescriptions=PRESCRIPTIONS) -> float:
     """Max over every coordinator strategy (any function of the common history) of the horizon-step value.
-    Beliefs are joint distributions over 8 states updated by Bayes' rule: no factorisation is assumed."""
+    Beliefs are joint distributions over 8 states updated by Bayes' rule: no factorisation is assumed.
+    The observation after a slot is both transmissions and, if anyone transmitted, the channel of that slot
+    (``after_slot``) or of the next one (``before_acting``)."""
     states = list(itertools.product((0, 1), (0, 1), (0, 1)))                 # (s, b0, b1)
     P = np.array([[cfg.alpha0, 1 - cfg.alpha0], [1 - cfg.alpha1, cfg.alpha1]])
     p = (cfg.arrival_prob_0, cfg.arrival_prob_1)
@@ -37,12 +41,12 @@ def mabc_brute_force(cfg: MabcConfig, gamma: float, horizon: int) -> float:
         tx = tuple(q[j] * b[j] for j in range(2))
         success = sum(tx) == 1 and s == 0
         reward = -cfg.tx_cost * sum(tx) + cfg.success_reward * success
-        obs = (tx, s if sum(tx) else None)
         out = []
         for s2, w0, w1 in itertools.product((0, 1), (0, 1), (0, 1)):
             pr = P[s, s2] * (p[0] if w0 else 1 - p[0]) * (p[1] if w1 else 1 - p[1])
             nb = [min(b[j] - tx[j] * success + (w0, w1)[j], 1) for j in range(2)]
-            out.append((pr, obs, reward, (s2, *nb)))
+            shown = (s if cfg.channel_timing == "after_slot" else s2) if sum(tx) else None
+            out.append((pr, (tx, shown), reward, (s2, *nb)))
         return out
 
     @lru_cache(maxsize=None)
@@ -50,7 +54,7 @@ def mabc_brute_force(cfg: MabcConfig, gamma: float, horizon: int) -> float:
         if depth == 0:
             return 0.0
         best = -np.inf
-        for q in PRESCRIPTIONS:
+        for q in prescriptions:
             by_obs: dict = {}
             for x, bx in zip(states, belief):
                 if bx == 0:
@@ -80,6 +84,38 @@ def test_mabc_solver_equals_brute_force(kw):
         assert solve_mabc(cfg, gamma=0.9, horizon=horizon, infinite=False).horizon_value == pytest.approx(brute, abs=1e-10)
 
 
+@pytest.mark.parametrize("timing", ["after_slot", "before_acting"])
+@pytest.mark.parametrize("kw, horizons", [({}, (1, 2, 4)), (ODD_MABC, (1, 3))])
+@pytest.mark.parametrize("prescriptions", ["all", "paper"])
+def test_mabc_graph_solver_equals_brute_force(timing, kw, horizons, prescriptions):
+    """Each channel timing and prescription class against the joint-state search (beliefs at depth <= horizon)."""
+    cfg = MabcConfig(channel_timing=timing, **kw)
+    for horizon in horizons:
+        brute = mabc_brute_force(cfg, 0.9, horizon, PRESCRIPTION_CLASSES[prescriptions])
+        sol = solve_mabc(cfg, gamma=0.9, horizon=horizon, infinite=False, method="graph", prescriptions=prescriptions)
+        assert sol.horizon_value == pytest.approx(brute, abs=1e-10), horizon
+
+
+def test_mabc_timings_and_classes_differ_where_they_should():
+    """The brute force itself tells the variants apart (so agreeing with it is not agreeing with anything):
+    seeing the coming channel before acting is worth more, and forbidding silence costs."""
+    after = mabc_brute_force(MabcConfig(), 0.9, 3)
+    before = mabc_brute_force(MabcConfig(channel_timing="before_acting"), 0.9, 3)
+    paper = mabc_brute_force(MabcConfig(), 0.9, 3, PRESCRIPTION_CLASSES["paper"])
+    assert before > after + 0.05 and paper < after - 0.02
+
+
+@pytest.mark.parametrize("prescriptions", ["all", "paper"])
+def test_mabc_graph_equals_indexed_solver_after_slot(prescriptions):
+    """Two independent exact methods on the package's timing, infinite horizon (a small indexed space; silence
+    is worth 0.06 here, so the classes differ)."""
+    cfg = MabcConfig(**FAST_MABC)
+    indexed = solve_mabc(cfg, gamma=0.6, prescriptions=prescriptions, method="indexed")
+    graph = solve_mabc(cfg, gamma=0.6, prescriptions=prescriptions, method="graph")
+    assert graph.value == pytest.approx(indexed.value, abs=1e-9)
+    assert graph.initial_prescription == indexed.initial_prescription
+
+
 def test_mabc_infinite_horizon_is_the_limit():
     sol = solve_mabc(MabcConfig(**ODD_MABC), gamma=0.6, horizon=60)
     assert sol.horizon_value == pytest.approx(sol.value, abs=1e-9)
@@ -102,6 +138,45 @@ def test_mabc_simulated_optimal_policy_earns_the_optimum():
             tracker.update(q, info["common_obs"])
     se = ret.std() / np.sqrt(B)
     assert abs(ret.mean() - sol.horizon_value) < 4 * se, (ret.mean(), sol.horizon_value, se)
+
+
+@pytest.mark.parametrize("prescriptions", ["all", "paper"])
+def test_mabc_before_acting_simulated_optimal_policy_earns_the_optimum(prescriptions):
+    """The literal timing: play the graph solver's policy in the simulator, following the belief graph from the
+    prescriptions used and the env's common observations only. A coarse merge grid keeps this fast; the
+    policy is still a function of the common information, so its simulated return must match the graph's value."""
+    T, B = 60, 4000
+    sol = solve_mabc(MabcConfig(channel_timing="before_acting"), gamma=0.9, horizon=T, merge_tol=9e-4,
+                     prescriptions=prescriptions)
+    game = make_mabc({"episode_length": T, "channel_timing": "before_acting"}, num_envs=B, seed=5)
+    _, info = game.reset(seed=5)
+    tracker = GraphBeliefTracker(sol.space, B)
+    ret = np.zeros(B)
+    for t in range(T):
+        a = sol.policy[tracker.index]
+        q = np.array(sol.prescriptions)[a]
+        _, reward, _, _, _, info = game.step(q * info["local_state"])
+        ret += 0.9 ** t * reward[:, 0]
+        if t < T - 1:
+            tracker.update(a, info["common_obs"])
+    se = ret.std() / np.sqrt(B)
+    assert abs(ret.mean() - sol.horizon_value) < 4 * se, (ret.mean(), sol.horizon_value, se)
+
+
+def test_mabc_before_acting_known_values():
+    """Regression of the literal-timing optima at a coarse merge grid (the report gives them at 1e-6 and shows
+    that 1e-7 and 1e-8 move them by 2e-11): 1.471863 (4 prescriptions), 0.818720 (the paper's 3)."""
+    cfg = MabcConfig(channel_timing="before_acting")
+    assert solve_mabc(cfg, merge_tol=9e-4).value == pytest.approx(1.471863, abs=5e-5)
+    assert solve_mabc(cfg, merge_tol=9e-4, prescriptions="paper").value == pytest.approx(0.818720, abs=5e-5)
+
+
+@pytest.mark.slow
+def test_mabc_before_acting_value_does_not_move_with_a_tighter_merge_grid():
+    cfg = MabcConfig(channel_timing="before_acting")
+    coarse, fine = solve_mabc(cfg, merge_tol=1e-6), solve_mabc(cfg, merge_tol=1e-7)
+    assert fine.n_beliefs > coarse.n_beliefs
+    assert fine.value == pytest.approx(coarse.value, abs=1e-10) and coarse.value == pytest.approx(1.471863, abs=1e-6)
 
 
 def test_mabc_known_value():
@@ -236,6 +311,15 @@ def test_command_prints_json(capsys):
                                                                prescriptions="deterministic").value)
 
 
+def test_command_solves_the_literal_timing_and_the_paper_class(capsys):
+    assert main(["multi_access_broadcast", "env.channel_timing=before_acting", "--prescriptions", "paper",
+                 "--merge-tol", "9e-4", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["channel_timing"] == res["config"]["channel_timing"] == "before_acting"
+    assert res["prescriptions"] == "paper" and res["merge_tol"] == 9e-4 and "merged" in res["method"]
+    assert res["value"] == pytest.approx(0.818720, abs=5e-5)
+
+
 def test_command_errors(capsys):
     assert main(["multi_access_brodcast"]) == 2
     assert "did you mean 'multi_access_broadcast'" in capsys.readouterr().err
@@ -243,3 +327,9 @@ def test_command_errors(capsys):
     assert "valid keys" in capsys.readouterr().err
     with pytest.raises(SafenetError, match="choices"):
         optimal_value("grid")
+    assert main(["multi_access_broadcast", "env.channel_timing=now"]) == 2
+    assert "env.channel_timing: must be one of after_slot, before_acting" in capsys.readouterr().err
+    assert main(["multi_access_broadcast", "--prescriptions", "randomised"]) == 2
+    assert "has the classes all, paper" in capsys.readouterr().err
+    assert main(["multi_access_broadcast", "--merge-tol", "0.1"]) == 2
+    assert "merge_tol must be in" in capsys.readouterr().err
