@@ -12,9 +12,9 @@ from safenet.trainer import TORCH_DEFAULT_THREADS, Selection, start_run
 @pytest.fixture(autouse=True)
 def _restore_threads(monkeypatch):
     monkeypatch.delenv(cpus.ENV_VAR, raising=False)
+    monkeypatch.setattr(cpus, "_run_budget", None)       # no bound left over from an earlier run in this process
     before = torch.get_num_threads()
     yield
-    cpus._run_budget = None
     torch.set_num_threads(before)
 
 
