@@ -17,6 +17,10 @@ class Algorithm(abc.ABC):
     the collected :class:`~safenet.rollout.Rollout`, ``state_dict``/``load_state_dict`` for
     checkpoints. Everything ``act`` returns in ``extras`` (arrays ``[B, n, ...]``) is stored in the
     rollout under the same key (e.g. log-probabilities, values).
+
+    ``device`` is ``trainer.device`` as a string (``"cpu"``, ``"cuda:0"``, ...), already checked
+    against the machine and against the device types the algorithm's spec lists in
+    :attr:`~safenet.specs.AlgorithmSpec.devices`; parameters, optimizer state and updates belong there.
     """
 
     #: Steps per game copy per iteration when ``trainer.rollout_steps`` is 0.

@@ -40,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--episodes", type=int, default=32)
     sp.add_argument("--seed", type=int, default=12345)
     sp.add_argument("--checkpoint", help="checkpoint file (default: the latest)")
+    sp.add_argument("--device", help="torch device to evaluate on (default: the run's trainer.device when this "
+                    "machine has it, else cpu)")
     mode = sp.add_mutually_exclusive_group()
     mode.add_argument("--deterministic", dest="deterministic", action="store_true", default=None,
                       help="greedy actions (the default unless the run's trainer.eval_deterministic is false)")
@@ -161,7 +163,7 @@ def cmd_eval(args) -> int:
 
     if args.episodes <= 0:
         raise SafenetError(f"--episodes must be positive, got {args.episodes}")
-    trained = load_trained(args.run_dir, min(args.episodes, 64), args.seed, args.checkpoint)
+    trained = load_trained(args.run_dir, min(args.episodes, 64), args.seed, args.checkpoint, device=args.device)
     sel, cfg, game, algo, state, ckpt = (trained.sel, trained.cfg, trained.game, trained.algo, trained.state,
                                          trained.checkpoint)
     deterministic = bool(cfg.trainer.eval_deterministic) if args.deterministic is None else args.deterministic

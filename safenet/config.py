@@ -23,6 +23,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from .device import parse_device
 from .errors import ConfigError, close_matches
 from .specs import AlgorithmSpec, EnvSpec
 
@@ -40,8 +41,9 @@ class TrainerConfig:
     checkpoint_every: int = 0           # iterations between checkpoints; 0: every checkpoint_interval_s
     checkpoint_interval_s: float = 30.0 # seconds between checkpoints when checkpoint_every is 0
     keep_checkpoints: int = 3
-    device: str = "cpu"
-    torch_threads: int = 0              # 0: leave torch's default
+    device: str = "cpu"                 # torch device: cpu, cuda, cuda:<index>, mps (the algorithm must support it)
+    cpus: int = 0                       # CPUs the whole run may keep busy (torch and simulator threads); 0: all
+    torch_threads: int = 0              # torch intra-op threads; 0: torch's default, at most trainer.cpus
 
 
 @dataclass
@@ -215,6 +217,10 @@ def validate(cfg: DictConfig) -> None:
     for key in ("total_steps", "n_envs"):
         if t[key] <= 0:
             raise ConfigError(f"trainer.{key} must be positive, got {t[key]}")
+    for key in ("cpus", "torch_threads"):
+        if t[key] < 0:
+            raise ConfigError(f"trainer.{key} must be an integer >= 0 (0: {'all CPUs' if key == 'cpus' else 'the default'}), got {t[key]}")
+    parse_device(t.device)
     if cfg.run.progress not in ("auto", "bar", "plain", "none"):
         raise ConfigError(f"run.progress must be one of auto, bar, plain, none; got {cfg.run.progress!r}")
 

@@ -58,6 +58,10 @@ class AlgorithmSpec:
     ``cls(game_spec, cfg, seed=..., device=...)`` with ``cfg`` an instance of ``config``.
     ``requires`` lists env tags that must be present (see ``safenet.game.KNOWN_TAGS``).
     ``overrides`` suggests values for other config sections (e.g. ``{"trainer": {"n_envs": 16}}``).
+    ``devices`` lists the torch device types (``cpu``, ``cuda``, ``mps``) the algorithm keeps its
+    parameters, optimizer state and updates on when ``trainer.device`` names one; any other device
+    is refused before the run starts. The default, ``("cpu",)``, suits algorithms that never move
+    to an accelerator; the first entry is the one the refusal suggests.
     """
 
     name: str
@@ -66,11 +70,16 @@ class AlgorithmSpec:
     summary: str = ""
     requires: frozenset[str] = field(default_factory=frozenset)
     overrides: Mapping[str, Any] = field(default_factory=dict)
+    devices: tuple[str, ...] = ("cpu",)
     api_version: int = PLUGIN_API_VERSION
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "requires", frozenset(self.requires))
+        object.__setattr__(self, "devices", tuple(self.devices))
         _check_config("algorithm", self.name, self.config)
+        unknown = [d for d in self.devices if d not in ("cpu", "cuda", "mps")]
+        if not self.devices or unknown:
+            raise RegistryError(f"algorithm {self.name!r}: devices must list some of cpu, cuda, mps; got {self.devices!r}")
 
     def load(self) -> type:
         """The algorithm class, imported now and checked against the contract."""

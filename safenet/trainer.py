@@ -15,6 +15,8 @@ from omegaconf import DictConfig
 
 from . import __version__, config as cfgmod
 from .algorithm import Algorithm
+from .cpus import set_cpu_budget, torch_threads
+from .device import resolve_device, usable_devices
 from .errors import ConfigError, IncompatibleError, SafenetError
 from .game import BatchedGame, GameSpec
 from .plugins import PluginManager, get_plugin_manager
@@ -63,9 +65,29 @@ def make_game(sel: Selection, cfg: DictConfig, num_envs: int, seed: int) -> Batc
     return game
 
 
+def run_device(sel: Selection, cfg: DictConfig) -> torch.device:
+    """``trainer.device``, refused in one line if the algorithm or this machine cannot run it."""
+    return resolve_device(str(cfg.trainer.device), sel.algo.devices, sel.algo.name)
+
+
 def make_algorithm(sel: Selection, spec: GameSpec, cfg: DictConfig) -> Algorithm:
+    """The run's algorithm on ``trainer.device`` (given to the algorithm as a string, e.g. ``"cuda:0"``)."""
+    device = run_device(sel, cfg)
     cls = sel.algo.load()
-    return cls(spec, cfgmod.section_object(cfg.algo), seed=derived_seed(int(cfg.seed), 1), device=cfg.trainer.device)
+    return cls(spec, cfgmod.section_object(cfg.algo), seed=derived_seed(int(cfg.seed), 1), device=str(device))
+
+
+#: torch's own intra-op thread count, before any run changed it
+TORCH_DEFAULT_THREADS = torch.get_num_threads()
+
+
+def bound_threads(cfg: DictConfig) -> int:
+    """Apply ``trainer.cpus`` to this process: environments' default thread pools
+    (:func:`safenet.cpus.cpu_budget`) and torch's intra-op threads (``trainer.torch_threads`` wins).
+    Returns the run's CPU budget."""
+    budget = set_cpu_budget(int(cfg.trainer.cpus))
+    torch.set_num_threads(torch_threads(budget, int(cfg.trainer.torch_threads), TORCH_DEFAULT_THREADS))
+    return budget
 
 
 def seed_everything(seed: int) -> None:
@@ -121,8 +143,8 @@ class Trainer:
         self.sel, self.cfg, self.run = sel, cfg, run
         self.pm = pm or get_plugin_manager()
         t = cfg.trainer
-        if t.torch_threads:
-            torch.set_num_threads(int(t.torch_threads))
+        self.device = run_device(sel, cfg)          # refuse an unusable device before anything is built
+        self.cpus = bound_threads(cfg)
         seed_everything(int(cfg.seed))
         game_seed = derived_seed(int(cfg.seed), 0)
         self.game = make_game(sel, cfg, int(t.n_envs), game_seed)
@@ -353,13 +375,24 @@ class TrainedRun:
 
 
 def load_trained(path: str | Path, num_envs: int, seed: int, checkpoint: str | Path | None = None,
-                 pm: PluginManager | None = None) -> TrainedRun:
-    """Load run directory ``path`` (its latest checkpoint unless ``checkpoint`` is given) for evaluation."""
+                 pm: PluginManager | None = None, device: str | None = None) -> TrainedRun:
+    """Load run directory ``path`` (its latest checkpoint unless ``checkpoint`` is given) for evaluation.
+
+    ``device``: where the algorithm runs; None: the run's ``trainer.device`` when this machine has it,
+    else the cpu (a run trained on a GPU evaluates on a machine without one; a note says so).
+    """
     path = Path(path)
     probe, sel, cfg = read_run(path, pm)
     ckpt = Path(checkpoint) if checkpoint else probe.latest_checkpoint()
     if ckpt is None:
         raise SafenetError(f"{path}: no checkpoint to evaluate yet")
+    trained_on = str(cfg.trainer.device)
+    if device is None and trained_on != "cpu" and trained_on not in usable_devices():
+        print(f"note: {path.name} was trained on {trained_on}, which this machine lacks; evaluating on the cpu")
+        device = "cpu"
+    if device is not None:
+        cfg.trainer.device = device
+    bound_threads(cfg)
     state = load_checkpoint(ckpt)
     game = make_game(sel, cfg, num_envs, seed)
     algo = make_algorithm(sel, game.spec, cfg)

@@ -1,15 +1,9 @@
 """Safe multi-agent MuJoCo for safenet: Safe MAMuJoCo (walls, bomb) and velocity-constrained MaMuJoCo tasks.
 
 Built on the ``mujoco`` package directly; models are generated in code. See the README for the tasks.
+No OpenGL library is needed until a frame is rendered (:mod:`safenet_mamujoco.gl`).
 """
 from __future__ import annotations
-
-import os
-
-# Headless rendering: MuJoCo reads MUJOCO_GL once, when it is first imported, so choose EGL here (before
-# any of our modules imports mujoco) unless a display exists or the user chose a backend.
-if not os.environ.get("DISPLAY"):
-    os.environ.setdefault("MUJOCO_GL", "egl")
 
 __version__ = "0.1.0"
 

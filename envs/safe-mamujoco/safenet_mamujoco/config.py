@@ -93,7 +93,7 @@ class MamujocoConfig:
     agent_obsk: int = 1                  # observe joints up to this many hops away (MaMuJoCo's obsk)
     cost_limit: Optional[float] = None   # per-episode limit of each agent's cost; None: the family's default
     episode_length: int = 1000           # steps per episode (truncation)
-    threads: int = 0                     # threads stepping the copies; 0: min(CPU count, copies)
+    threads: int = 0                     # threads stepping the copies; 0: min(the run's CPUs (trainer.cpus), copies)
     walls: bool = True                   # corridor tasks: build the walls physically (false: cost only)
     terminate_when_unhealthy: bool = True  # end an episode when the robot falls (robots with a health rule)
     reset_noise_scale: Optional[float] = None  # None: the robot's Gymnasium default

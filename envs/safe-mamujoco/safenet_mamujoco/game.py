@@ -33,6 +33,7 @@ from .columns import Columns, columns_for
 from .config import FAMILIES, MamujocoConfig
 from .layout import (SourceLayout, agent_graph, hop_rings, joint_adjacency, observation_index, state_index)
 from .robots import make_robot
+from .gl import INSTALL_HINT, NoRenderingBackend, offscreen_context
 from .sim import Simulator, mujoco
 
 CTRL_COST = {"ant": 0.5, "cheetah": 0.1, "coupled": 0.1, "hopper": 1e-3, "walker": 1e-3, "swimmer": 1e-4}
@@ -322,10 +323,15 @@ class MamujocoGame(BatchedGame):
             raise SafenetError(f"{self.spec.name}: env_index must be in 0..{self.num_envs - 1}, got {env_index}")
         if self._renderer is None:
             try:
-                self._renderer = mujoco.Renderer(self.model, self.cfg.render_height, self.cfg.render_width)
-            except Exception as exc:  # noqa: BLE001 - any GL failure means: no offscreen rendering here
-                raise SafenetError(f"{self.spec.name}: cannot render: no usable OpenGL backend ({type(exc).__name__}: "
-                                   f"{exc}); set MUJOCO_GL=egl or MUJOCO_GL=osmesa before starting Python") from exc
+                with offscreen_context() as backend:
+                    try:
+                        self._renderer = mujoco.Renderer(self.model, self.cfg.render_height, self.cfg.render_width)
+                    except Exception as exc:  # noqa: BLE001 - any GL failure means: no offscreen rendering here
+                        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                        raise NoRenderingBackend(f"cannot render with the {backend} OpenGL backend "
+                                                 f"({type(exc).__name__}: {first}); {INSTALL_HINT}") from None
+            except NoRenderingBackend as exc:
+                raise NoRenderingBackend(f"{self.spec.name}: {exc}") from None
         self._renderer.update_scene(self.sim.datas[env_index], camera="track")
         return self._renderer.render().copy()
 

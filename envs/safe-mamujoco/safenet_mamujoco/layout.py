@@ -16,12 +16,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import mujoco
 import numpy as np
 
 from safenet.graph import Graph
 
+from .gl import import_mujoco
 from .robots import Partition, RobotDef
+
+mujoco = import_mujoco()
 
 
 def joint_adjacency(robot: RobotDef) -> dict[str, set[str]]:

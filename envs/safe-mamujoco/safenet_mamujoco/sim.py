@@ -7,7 +7,8 @@ caller's source array (:class:`~safenet_mamujoco.layout.SourceLayout`) through v
 once: ``qpos`` and ``qvel`` with one ``mj_getState`` call, the clipped contact forces with one
 ``np.clip(..., out=...)``, the tracked body's x, y, the time and the tendon state where the task uses them.
 
-Batches are stepped by ``threads`` threads (the calling one and a pool) taking copies one at a time
+Batches are stepped by ``threads`` threads (0: as many as the run's CPU budget allows,
+:func:`safenet.cpus.cpu_budget`, at most one per copy; the calling one and a pool) taking copies one at a time
 from a shared counter; ``mj_step`` releases the GIL, so the copies' physics runs in parallel, and a
 thread the OS schedules less often simply steps fewer copies. Every copy has its own ``MjData``, so
 results do not depend on which thread stepped it. ``mujoco.rollout`` was measured as the alternative and is slower
@@ -18,16 +19,18 @@ next, so its results would differ from stepping persistent ``MjData``.
 from __future__ import annotations
 
 import itertools
-import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterator
 
-import mujoco
 import numpy as np
 
+from safenet.cpus import cpu_budget
 from safenet.errors import SafenetError
 
+from .gl import import_mujoco
 from .layout import SourceLayout
+
+mujoco = import_mujoco()
 
 _QPOS_QVEL = int(mujoco.mjtState.mjSTATE_QPOS | mujoco.mjtState.mjSTATE_QVEL)
 
@@ -75,7 +78,7 @@ class Simulator:
         self.rne = layout.n_cfrc_bodies > 0
         self._extras = bool(layout.n_cfrc_bodies or layout.n_track or layout.time or layout.tendon)
         self.clock_control = clock_control
-        self.threads = max(1, min(int(threads) or (os.cpu_count() or 1), B))
+        self.threads = max(1, min(int(threads) or cpu_budget(), B))
         self.pool = ThreadPoolExecutor(self.threads - 1) if self.threads > 1 else None
 
     def _read(self, c: _Copy) -> None:

@@ -145,6 +145,18 @@ def test_threads_and_batching_do_not_change_results(threads):
         np.testing.assert_array_equal(r1[5]["state"], r2[5]["state"])
 
 
+def test_default_threads_follow_the_runs_cpu_budget(monkeypatch):
+    """env.threads=0 steps with min(the run's CPUs, copies) threads; an explicit env.threads wins."""
+    from safenet import cpus
+
+    monkeypatch.setattr(cpus, "_run_budget", 3)
+    assert make_task("safe_ant_8x1", num_envs=5, seed=0).sim.threads == 3
+    assert make_task("safe_ant_8x1", num_envs=2, seed=0).sim.threads == 2
+    assert make_task("safe_ant_8x1", threads=4, num_envs=5, seed=0).sim.threads == 4
+    monkeypatch.setattr(cpus, "_run_budget", 1)
+    assert make_task("safe_ant_8x1", num_envs=5, seed=0).sim.threads == 1
+
+
 # One copy is stepped with plain-float rules (columns.OneColumns), a batch with numpy ones (BatchColumns).
 @pytest.mark.parametrize("name", ["safe_ant_8x1", "safety_ant_2x4_velocity", "safe_manyagent_ant_2x3",
                                   "manyagent_ant_3x2", "safe_coupled_halfcheetah_6x2", "safety_halfcheetah_2x3_velocity",

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from safenet.algorithm import Algorithm
-from safenet.errors import IncompatibleError, SafenetError
+from safenet.errors import ConfigError, IncompatibleError, SafenetError
 from safenet.game import GameSpec
 from safenet.rollout import Rollout
 
@@ -62,8 +62,8 @@ class Dadc(Algorithm):
             raise IncompatibleError(f"dadc needs common information; {spec.name!r} has no common_obs_dim")
         if spec.action_kind != "discrete":
             raise IncompatibleError(f"dadc needs discrete actions; {spec.name!r} has {spec.action_kind} actions")
-        if device != "cpu":
-            raise SafenetError("dadc runs on the cpu (its networks are tiny); set trainer.device=cpu")
+        if str(device) != "cpu":        # its networks are tiny and act once per step of every copy
+            raise ConfigError(f"trainer.device={str(device)!r}: algorithm 'dadc' runs on cpu only; set trainer.device=cpu")
         n = spec.n
         self.rollout_steps = spec.episode_length * cfg.episodes_per_update
         shared = cfg.share_prescription == "always" or (cfg.share_prescription == "auto" and "exchangeable" in spec.tags)

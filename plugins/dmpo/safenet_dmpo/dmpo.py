@@ -35,7 +35,7 @@ class DMPO(DecentralizedPPO):
         self.m_idx, self.m_mask = spec.graph.neighbourhood_index(min(cfg.model_kappa, diam))
         a_shape = () if spec.action_kind == "discrete" else (spec.action_dim,)
         self.model = LocalModels(self.n, self.o, self.m, spec.action_kind, spec.action_dim, self.m_idx,
-                                 self.m_mask, spec.obs_mask(), tuple(cfg.model_hidden))
+                                 self.m_mask, spec.obs_mask(), tuple(cfg.model_hidden)).to(device)
         self.model_opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr_model)
         self.buffer = EnvBuffer(cfg.model_buffer, self.n, self.o, a_shape, self.m, cfg.model_holdout, self.rng)
         self.real_steps = 0
@@ -56,7 +56,8 @@ class DMPO(DecentralizedPPO):
     def fit_model(self) -> dict[str, float]:
         cfg = self.cfg
         steps = cfg.model_steps if self.model_fitted else max(cfg.model_steps, cfg.warmup_model_steps)
-        out = fit(self.model, self.model_opt, self.buffer, steps, cfg.model_batch, cfg.reward_weight, self.rng)
+        out = fit(self.model, self.model_opt, self.buffer, steps, cfg.model_batch, cfg.reward_weight, self.rng,
+                  device=self.device)
         self.model_fitted = True
         self.model_fits += 1
         return self.model_metrics(out)
@@ -82,20 +83,20 @@ class DMPO(DecentralizedPPO):
         costs, termination flags, the final states, and ``alive`` (0 after a predicted termination).
         """
         T = self.cfg.rollout_length
-        obs = torch.as_tensor(starts, dtype=torch.float32)
+        obs = self.tensor(starts)
         out: dict[str, list] = {k: [] for k in ("obs", "actions", "logp", "reward", "cost", "term", "alive")}
-        alive = torch.ones(obs.shape[:-1])
+        alive = torch.ones(obs.shape[:-1], device=self.device)
         for _ in range(T):
-            a, logp = self.sample(self.norm_obs(obs.numpy()))
+            a, logp = self.sample(self.norm_obs(obs.cpu().numpy()))
             pred = self.model.predict(obs, a)
             term = (pred["done"] > 0.5).float()
             for k, v in (("obs", obs), ("actions", a), ("logp", logp), ("reward", pred["reward"]),
                          ("cost", pred["cost"]), ("term", term), ("alive", alive)):
-                out[k].append(v.numpy())
+                out[k].append(v.cpu().numpy())
             alive = alive * (1.0 - term)
             obs = pred["next_obs"]
         arrays = {k: np.stack(v) for k, v in out.items()}
-        arrays["final_obs"] = obs.numpy()
+        arrays["final_obs"] = obs.cpu().numpy()
         return arrays
 
     def model_batch(self, rollout: Rollout) -> dict[str, Any]:
@@ -116,7 +117,7 @@ class DMPO(DecentralizedPPO):
         Tm, N = br["reward"].shape[:2]
         flat = lambda x: x.reshape(Tm * N, *x.shape[2:])  # noqa: E731
         return {"pi_in": flat(self.policy_input(obs_n[:-1])), "critic_in": flat(c_in[:-1]),
-                "actions": torch.as_tensor(flat(br["actions"])), "logp_old": torch.as_tensor(flat(br["logp"])),
+                "actions": self.tensor(flat(br["actions"]), None), "logp_old": self.tensor(flat(br["logp"]), None),
                 "adv": flat(adv), "targets": flat(targets), "weight": flat(br["alive"])}
 
     # -- one iteration -----------------------------------------------------------------------------

@@ -63,8 +63,10 @@ class DecentralizedPPO(Algorithm):
                             if cfg.advantage == "neighbourhood" else np.eye(n))
         self.use_lagrange = bool(self.m and cfg.lagrange.enabled)
         self.n_values = 1 + (self.m if self.use_lagrange else 0)
-        self.policy = AgentPolicy(n, self.pi_idx.shape[1] * o, spec.action_kind, spec.action_dims, cfg.hidden)
-        self.critic = AgentMLP(n, self.critic_features(), cfg.hidden, self.n_values)
+        # networks, their optimizer state and every update live on ``device``; numpy arrays (rollouts,
+        # normalisers, Lagrange multipliers) stay on the host and cross once per batch
+        self.policy = AgentPolicy(n, self.pi_idx.shape[1] * o, spec.action_kind, spec.action_dims, cfg.hidden).to(device)
+        self.critic = AgentMLP(n, self.critic_features(), cfg.hidden, self.n_values).to(device)
         self.pi_opt = torch.optim.Adam(self.policy.parameters(), lr=cfg.lr_policy, eps=1e-5)
         self.v_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr_value, eps=1e-5)
         self.obs_rms = RunningMeanStd((n, o))
@@ -87,9 +89,13 @@ class DecentralizedPPO(Algorithm):
             return self.spec.state_dim or self.n * self.o
         return self.v_idx.shape[1] * self.o
 
+    def tensor(self, x: Any, dtype: torch.dtype | None = torch.float32) -> torch.Tensor:
+        """``x`` as a tensor on the algorithm's device (``dtype=None`` keeps the array's type)."""
+        return torch.as_tensor(x, dtype=dtype, device=self.device)
+
     def norm_obs(self, obs: np.ndarray) -> torch.Tensor:
         x = self.obs_rms.normalize(obs) if self.cfg.normalize_obs else obs
-        return torch.as_tensor(x, dtype=torch.float32)
+        return self.tensor(x)
 
     def policy_input(self, obs_n: torch.Tensor) -> torch.Tensor:
         return gather_neighbourhood(obs_n, self.pi_idx, self.pi_mask)
@@ -99,8 +105,7 @@ class DecentralizedPPO(Algorithm):
         if not self.centralized_critic:
             return gather_neighbourhood(obs_n, self.v_idx, self.v_mask)
         if self.state_rms is not None and state is not None:
-            s = torch.as_tensor(self.state_rms.normalize(state) if self.cfg.normalize_obs else state,
-                                dtype=torch.float32)
+            s = self.tensor(self.state_rms.normalize(state) if self.cfg.normalize_obs else state)
         else:
             s = obs_n.reshape(*obs_n.shape[:-2], -1)
         return s.unsqueeze(-2).expand(*s.shape[:-1], self.n, s.shape[-1])
@@ -117,16 +122,17 @@ class DecentralizedPPO(Algorithm):
         return a, self.policy.log_prob(dist, a)
 
     def env_actions(self, a: torch.Tensor) -> np.ndarray:
+        a = a.cpu().numpy()
         if self.spec.action_kind == "discrete":
-            return a.numpy().astype(np.int64)
-        return np.clip(a.numpy().astype(np.float64), self._low, self._high)
+            return a.astype(np.int64)
+        return np.clip(a.astype(np.float64), self._low, self._high)
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, info: dict, deterministic: bool = False) -> tuple[np.ndarray, dict]:
         a, logp = self.sample(self.norm_obs(obs), deterministic)
-        extras = {"logp": logp.numpy()}
+        extras = {"logp": logp.cpu().numpy()}
         if self.spec.action_kind == "continuous":
-            extras["raw_action"] = a.numpy()
+            extras["raw_action"] = a.cpu().numpy()
         return self.env_actions(a), extras
 
     # -- learning -------------------------------------------------------------------------------
@@ -160,7 +166,7 @@ class DecentralizedPPO(Algorithm):
 
     @torch.no_grad()
     def values(self, critic_in: torch.Tensor) -> np.ndarray:
-        v = self.critic(critic_in).numpy().astype(np.float64)
+        v = self.critic(critic_in).cpu().numpy().astype(np.float64)
         return v * np.sqrt(self.ret_rms.var + 1e-8) + self.ret_rms.mean if self.cfg.normalize_value else v
 
     def ppo_update(self, pi_in: torch.Tensor, critic_in: torch.Tensor, actions: torch.Tensor, logp_old: torch.Tensor,
@@ -172,8 +178,8 @@ class DecentralizedPPO(Algorithm):
         cfg = self.cfg
         S = pi_in.shape[0]
         self._samples_last_update += float(S)
-        w = torch.ones(S, self.n) if weight is None else torch.as_tensor(weight, dtype=torch.float32)
-        adv_t = torch.as_tensor(adv, dtype=torch.float32)
+        w = torch.ones(S, self.n, device=self.device) if weight is None else self.tensor(weight)
+        adv_t = self.tensor(adv)
         if cfg.normalize_advantage:
             # one mean/std over all agents' samples: a per-agent scale would blow an agent's near-zero
             # advantages (nothing to improve) up to unit noise
@@ -184,13 +190,13 @@ class DecentralizedPPO(Algorithm):
         if cfg.normalize_value:
             self.ret_rms.update(targets if weight is None else targets[np.asarray(weight).all(axis=-1)])
             targets = self.ret_rms.normalize(targets, clip=None)
-        tgt = torch.as_tensor(targets, dtype=torch.float32)
+        tgt = self.tensor(targets)
         policy_on, stats = True, {"kl": 0.0, "clipfrac": 0.0, "entropy": 0.0, "policy_loss": 0.0, "value_loss": 0.0}
         epochs_run = 0
         for _ in range(cfg.epochs):
             kls = []
             for mb in minibatches(S, cfg.minibatches, self.rng):
-                mb_t = torch.as_tensor(mb)
+                mb_t = self.tensor(mb, dtype=torch.long)
                 wm = w[mb_t]
                 denom = wm.sum(0).clamp_min(1.0)                        # per-agent sample count
                 v = self.critic(critic_in[mb_t])
@@ -241,7 +247,7 @@ class DecentralizedPPO(Algorithm):
         actions = rollout.extras.get("raw_action", rollout.actions)
         flat = lambda x: x.reshape(T * B, *x.shape[2:])  # noqa: E731
         return {"pi_in": flat(self.policy_input(obs_n)), "critic_in": flat(c_in),
-                "actions": torch.as_tensor(flat(actions)), "logp_old": torch.as_tensor(flat(rollout.extras["logp"])),
+                "actions": self.tensor(flat(actions), None), "logp_old": self.tensor(flat(rollout.extras["logp"]), None),
                 "adv": flat(adv), "targets": flat(targets)}
 
     def update(self, rollout: Rollout) -> dict[str, float]:

@@ -62,8 +62,8 @@ class EnvBuffer:
         hold = self.is_holdout[: self.size]
         return rows[~hold], rows[hold]
 
-    def batch(self, rows: np.ndarray) -> dict[str, torch.Tensor]:
-        return {k: torch.as_tensor(getattr(self, k)[rows]) for k in
+    def batch(self, rows: np.ndarray, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+        return {k: torch.as_tensor(getattr(self, k)[rows], device=device) for k in
                 ("obs", "next_obs", "actions", "reward", "cost", "term")}
 
 
@@ -135,8 +135,8 @@ class LocalModels(nn.Module):
             mse = ((p - t) ** 2).mean(0)
             var = t.var(0).clamp_min(1e-8)
             if per_dim:     # pooled over the state's dimensions: Σ MSE / Σ Var
-                return ((mse * mask).sum(-1) / (var * mask).sum(-1).clamp_min(1e-8)).numpy()
-            return (mse / var).numpy()
+                return ((mse * mask).sum(-1) / (var * mask).sum(-1).clamp_min(1e-8)).cpu().numpy()
+            return (mse / var).cpu().numpy()
 
         delta_p, delta_t = pred["next_obs"] - data["obs"], data["next_obs"] - data["obs"]
         return {"state": ratio(pred["next_obs"], data["next_obs"], True),
@@ -145,19 +145,20 @@ class LocalModels(nn.Module):
 
 
 def fit(model: LocalModels, opt: torch.optim.Optimizer, buffer: EnvBuffer, steps: int, batch_size: int,
-        reward_weight: float, rng: np.random.Generator) -> dict[str, Any]:
-    """``steps`` gradient steps of the model loss on the buffer's training rows; held-out errors after."""
+        reward_weight: float, rng: np.random.Generator, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """``steps`` gradient steps of the model loss on the buffer's training rows (on ``device``, where the
+    model lives); held-out errors after."""
     train_rows, hold_rows = buffer.split()
     if len(hold_rows) < 2:                      # tiny buffers (tests): measure on the training rows
         hold_rows = train_rows
-    model.set_statistics(buffer.batch(train_rows))
+    model.set_statistics(buffer.batch(train_rows, device))
     losses = []
     for _ in range(steps):
-        data = buffer.batch(rng.choice(train_rows, size=min(batch_size, len(train_rows)), replace=False))
+        data = buffer.batch(rng.choice(train_rows, size=min(batch_size, len(train_rows)), replace=False), device)
         loss = model.loss(data, reward_weight)
         opt.zero_grad()
         loss.backward()
         opt.step()
         losses.append(float(loss.detach()))
-    errs = model.errors(buffer.batch(hold_rows[:20000]))
+    errs = model.errors(buffer.batch(hold_rows[:20000], device))
     return {"loss": float(np.mean(losses[-20:])) if losses else float("nan"), "errors": errs}

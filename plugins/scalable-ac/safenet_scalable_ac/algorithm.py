@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from safenet.algorithm import Algorithm
-from safenet.errors import IncompatibleError
+from safenet.errors import ConfigError, IncompatibleError
 from safenet.game import GameSpec
 from safenet.lagrange import LagrangeMultipliers
 from safenet.rollout import Rollout
@@ -40,6 +40,8 @@ class ScalableActorCritic(Algorithm):
     needs_whole_episodes = True          # Algorithm 1 learns from whole episodes (inner loop of length T)
     def __init__(self, spec: GameSpec, cfg: SACConfig, *, seed: int = 0, device: str = "cpu") -> None:
         super().__init__(spec, cfg, seed=seed, device=device)
+        if str(device) != "cpu":        # tables and policies are numpy arrays: nothing to put on an accelerator
+            raise ConfigError(f"trainer.device={str(device)!r}: algorithm 'sac' runs on cpu only; set trainer.device=cpu")
         if spec.n_local_states is None or spec.action_kind != "discrete":
             raise IncompatibleError("sac needs finite local states and discrete actions (env tag 'finite')")
         self.rollout_steps = spec.episode_length          # one episode per copy per iteration
