@@ -116,8 +116,10 @@ def misplaced_tensors(algo: Any, device: str | torch.device) -> list[str]:
 
 
 def optimizer_state_count(algo: Any) -> int:
-    """Optimizer state tensors held by ``algo`` (0 before its first update)."""
-    return sum(1 for path, _ in device_tensors(algo) if ".state[" in path)
+    """Optimizer state tensors held by ``algo`` (torch optimizers' after their first step, and the moments
+    of :class:`safenet.stacked.StackedAdam`)."""
+    return sum(1 for path, _ in device_tensors(algo)
+               if ".state[" in path or path.endswith((".exp_avg", ".exp_avg_sq")))
 
 
 def check_algorithm_device(algo: str, env: str, overrides: list[str] = (), steps: int = 8, pm=None) -> Any:

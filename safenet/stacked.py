@@ -302,6 +302,7 @@ class StackedPolicy(nn.Module):
         if action_kind not in ("discrete", "continuous"):
             raise ValueError(f"action_kind must be 'discrete' or 'continuous', got {action_kind!r}")
         self.kind = action_kind
+        self.action_dims = tuple(int(d) for d in action_dims)
         a_max = max(action_dims)
         self.register_buffer("action_mask", torch.arange(a_max)[None, :] < torch.as_tensor(action_dims)[:, None])
         continuous = action_kind == "continuous"
@@ -346,7 +347,8 @@ class NumpyPolicy:
         self.layers = [(net.weight(k, torch.from_numpy(flat)).numpy().copy(),
                         net.bias(k, torch.from_numpy(flat)).numpy()[:, None, :].copy()) for k in range(len(net.layers))]
         self.relu = net.activation == "relu"
-        self.mask = policy.action_mask.cpu().numpy()                          # [n, a] bool
+        dims = np.asarray(policy.action_dims)
+        self.mask = np.arange(dims.max())[None, :] < dims[:, None]            # [n, a] bool
         if self.kind == "continuous":
             self.log_std = flat[:, net.n_params:].copy()                     # [n, a]
             self.std = np.exp(self.log_std)

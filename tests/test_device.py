@@ -37,8 +37,7 @@ def env_for(algo: str) -> str:
 
 
 def algorithms() -> list:
-    marks = pytest.mark.xfail(reason="PPO family: device lands with the loop-speed rewrite", strict=False)
-    return [pytest.param(a, marks=marks) if a in PPO_FAMILY else a for a in PM.algorithm_names()]
+    return list(PM.algorithm_names())
 
 
 def test_device_strings_are_checked_with_the_valid_choices():

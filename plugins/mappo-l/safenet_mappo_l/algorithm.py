@@ -129,7 +129,7 @@ class PPOFamily(Algorithm):
         self._critic_job: Future | None = None
         self._critic_metrics: dict[str, float] = {}
         self._executor: ThreadPoolExecutor | None = None
-        self.acting = NumpyPolicy(self.policy)
+        self.acting: NumpyPolicy | None = None     # the NumPy acting copy, made at the next act()
 
     # -- inputs -----------------------------------------------------------------------------------
     def normalize_obs(self, obs: np.ndarray) -> torch.Tensor:
@@ -178,6 +178,8 @@ class PPOFamily(Algorithm):
         x = x.astype(np.float32).transpose(1, 0, 2)                               # [n, N, o]
         if not self.pol.identity:
             x = (x[self.pol_idx] * self.pol_mask[:, :, None, None]).transpose(0, 2, 1, 3).reshape(self.n, x.shape[1], -1)
+        if self.acting is None:
+            self.acting = NumpyPolicy(self.policy)
         a, logp = self.acting.act(x, self.act_rng, deterministic)
         logp = logp.T.reshape(*lead, self.n)
         if self.spec.action_kind == "discrete":
@@ -273,7 +275,7 @@ class PPOFamily(Algorithm):
             actions = torch.as_tensor(rollout.extras["raw_action"].reshape(S, n, -1), dtype=torch.float32).transpose(0, 1)
         adv = torch.as_tensor(data["advantage"].T, dtype=torch.float32)
         metrics.update(self.update_policies(pin, actions.contiguous().to(self.dev), adv.contiguous().to(self.dev)))
-        self.acting = NumpyPolicy(self.policy)
+        self.acting = None                    # the NumPy acting copy, made at the next act()
         if cfg.obs_norm:
             self.obs_rms.update(rollout.obs.reshape(S, n, -1))
             if self.state_rms is not None:
@@ -480,7 +482,7 @@ class PPOFamily(Algorithm):
             self.state_rms.load_state_dict(state["state_rms"])
         if self.lagrange is not None:
             self.lagrange.load_state_dict(state["lagrange"])
-        self.acting = NumpyPolicy(self.policy)
+        self.acting = None                    # the NumPy acting copy, made at the next act()
 
 
 class IPPO(PPOFamily):
