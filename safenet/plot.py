@@ -72,6 +72,15 @@ def aggregate(xs: list[np.ndarray], ys: list[np.ndarray], points: int = 100) -> 
     return grid, stack.mean(0), stack.std(0)
 
 
+def panel_names(runs: Sequence[dict[str, np.ndarray]], prefix: str) -> list[str]:
+    """The panels for runs' metric columns: ``return``, each cost name, then ``env/<name>`` for each
+    episode metric the game reported (``<prefix>/env/<name>`` with at least one value)."""
+    cost_keys = sorted({k.split("/", 2)[2] for d in runs for k in d if re.fullmatch(rf"{prefix}/ep_cost/[^/]+", k)})
+    env_keys = sorted({k.split("/", 2)[2] for d in runs for k in d
+                       if re.fullmatch(rf"{prefix}/env/[^/]+", k) and np.isfinite(d[k]).any()})
+    return ["return", *cost_keys, *(f"env/{k}" for k in env_keys)]
+
+
 def plot_runs(run_dirs: Sequence[str | Path], out: str | Path, prefix: str = "rollout") -> Path:
     import matplotlib
 
@@ -90,11 +99,7 @@ def plot_runs(run_dirs: Sequence[str | Path], out: str | Path, prefix: str = "ro
             groups[labels[p]].append(data)
     if not groups:
         raise SafenetError("no metrics to plot yet")
-    cost_keys = sorted({k.split("/", 2)[2] for g in groups.values() for d in g for k in d
-                        if re.fullmatch(rf"{prefix}/ep_cost/[^/]+", k)})
-    env_keys = sorted({k.split("/", 2)[2] for g in groups.values() for d in g for k in d
-                       if re.fullmatch(rf"{prefix}/env/[^/]+", k) and np.isfinite(d[k]).any()})
-    panels = ["return", *cost_keys, *(f"env/{k}" for k in env_keys)]
+    panels = panel_names([d for g in groups.values() for d in g], prefix)
     ncols = min(len(panels), 4)
     nrows = -(-len(panels) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(5.5 * ncols, 4 * nrows), squeeze=False)

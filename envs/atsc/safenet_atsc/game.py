@@ -181,7 +181,9 @@ class AtscGame(BatchedGame):
         self._broadcast([("trace", bool(on))] * self.num_envs)
 
     def query(self, what: str) -> list[Any]:
-        """Read SUMO directly in every copy: ``"tl_states"``, ``"tl_programs"`` or ``"halting"``."""
+        """Read SUMO directly in every copy: ``"tl_states"``, ``"tl_programs"``, ``"links"`` (per
+        intersection, ``(incoming lane, outgoing lane)`` of each link index), ``"halting"`` or
+        ``"lane_lengths"`` (per lane)."""
         return self._broadcast([("query", what)] * self.num_envs)
 
     def render(self, env_index: int = 0) -> np.ndarray:

@@ -8,7 +8,8 @@ The parent talks to it over a socket pair (file descriptor ``FD``, pickled messa
 * ``("step", actions[n])``    → ``("ok", (obs, reward, cost, done, info))``; at the end of an episode
   ``info`` carries ``final_*`` values and ``episode_metrics``, and the next episode has already started
 * ``("trace", on)``           → record every traffic light's state each simulated second (tests)
-* ``("query", what)``         → ``"tl_states"``, ``"tl_programs"`` or ``"halting"`` read from SUMO (tests)
+* ``("query", what)``         → ``"tl_states"``, ``"tl_programs"``, ``"links"``, ``"halting"`` or
+  ``"lane_lengths"`` read from SUMO (tests)
 * ``("close",)``              → closes SUMO and exits
 
 Any failure is answered with ``("error", traceback)``. The worker exits when the parent closes the
@@ -96,6 +97,10 @@ class Copy:
             return [tls.getProgram(x) for x in ids]
         if what == "halting":
             return {x: self.sim.sumo.lane.getLastStepHaltingNumber(x) for x in self.sim.lanes}
+        if what == "lane_lengths":
+            return {x: self.sim.sumo.lane.getLength(x) for x in self.sim.lanes}
+        if what == "links":
+            return [[(link[0][0], link[0][1]) for link in tls.getControlledLinks(x)] for x in ids]
         raise ValueError(f"unknown query {what!r}")
 
 
