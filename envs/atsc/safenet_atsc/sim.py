@@ -36,7 +36,6 @@ class EpisodeTotals:
 
     decisions: int = 0
     queue: float = 0.0
-    waiting: float = 0.0
     arrived: int = 0
     teleports: int = 0
     spill_back: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -56,6 +55,8 @@ class GridSimulation:
         pos = {name: i for i, name in enumerate(lanes)}
         self.in_idx = np.array([[pos[x] for x in row] for row in layout.in_lanes])      # [n, 12]
         self.out_idx = np.array([[pos[x] for x in row] for row in layout.out_lanes])    # [n, 12]
+        self.in_lane_idx = np.unique(self.in_idx)                                       # lanes that end at a signal
+        self.in_lane_names = [lanes[i] for i in self.in_lane_idx]
         self.states = layout.phase_states()
         self.green = np.array([[c in "Gg" for c in s] for s in self.states], dtype=np.float64)  # [P, 12]
         self._yellow: dict[tuple[int, int], str] = {}
@@ -91,7 +92,6 @@ class GridSimulation:
         self.totals = EpisodeTotals(spill_back=np.zeros(self.n))
         self.count = np.zeros(len(self.lanes))
         self.halting = np.zeros(len(self.lanes))
-        self.wait = np.zeros(len(self.lanes))
 
     @property
     def done(self) -> bool:
@@ -134,12 +134,12 @@ class GridSimulation:
         self.phase = np.asarray(actions, dtype=np.int64).copy()
 
     def read(self) -> None:
-        """Vehicle, halting and waiting counts of every lane, once per decision."""
+        """Vehicles on every lane and halting vehicles on every incoming lane, once per decision."""
         lane = self.sumo.lane
         names = self.lanes
         self.count = np.fromiter((lane.getLastStepVehicleNumber(x) for x in names), float, len(names))
-        self.halting = np.fromiter((lane.getLastStepHaltingNumber(x) for x in names), float, len(names))
-        self.wait = np.fromiter((lane.getWaitingTime(x) for x in names), float, len(names))
+        self.halting[self.in_lane_idx] = np.fromiter((lane.getLastStepHaltingNumber(x) for x in self.in_lane_names),
+                                                     float, len(self.in_lane_names))
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One decision: returns ``(reward[n], cost[n])`` and updates the episode totals."""
@@ -152,7 +152,6 @@ class GridSimulation:
         t = self.totals
         t.decisions += 1
         t.queue += float(halting_in.mean())
-        t.waiting += float(self.wait.sum() / max(1.0, self.count.sum()))
         t.spill_back += cost
         return reward, cost
 
@@ -175,12 +174,16 @@ class GridSimulation:
         return self.halting[self.in_idx].sum(axis=1)
 
     def metrics(self) -> dict[str, float]:
-        """The episode's field metrics (call at its end)."""
+        """The episode's field metrics (call at its end): ``queue`` (halting vehicles per incoming lane,
+        mean over decisions), ``delay`` and ``waiting`` (SUMO's time loss and standing time, mean over
+        the trips that ended), ``throughput`` (trips ended) and ``teleports`` (vehicles SUMO teleported)."""
         t = self.totals
-        d = max(t.decisions, 1)
-        try:
-            delay = float(self.sumo.simulation.getParameter("", "device.tripinfo.timeLoss"))
-        except Exception:  # noqa: BLE001 - no finished trip yet
-            delay = float("nan")
-        return {"queue": t.queue / d, "waiting": t.waiting / d, "delay": delay if t.arrived else float("nan"),
-                "throughput": float(t.arrived), "teleports": float(t.teleports)}
+        trips = {}
+        for key, attr in (("delay", "timeLoss"), ("waiting", "waitingTime")):
+            try:
+                value = float(self.sumo.simulation.getParameter("", f"device.tripinfo.{attr}"))
+            except Exception:  # noqa: BLE001 - SUMO refuses when no trip has finished
+                value = float("nan")
+            trips[key] = value if t.arrived else float("nan")
+        return {"queue": t.queue / max(t.decisions, 1), **trips, "throughput": float(t.arrived),
+                "teleports": float(t.teleports)}

@@ -304,3 +304,47 @@ def test_workers_end_when_the_parent_is_killed_or_interrupted(cache, how):
     finally:
         parent.kill()
         parent.wait()
+
+
+_STATIC = """
+import json, sys
+import libsumo
+from safenet_atsc.config import AtscConfig
+from safenet_atsc.network import build
+from safenet_atsc.sim import sumo_args
+cfg = AtscConfig(rows=2, cols=2, episode_s=400, cache_dir=sys.argv[1])
+lay = build(cfg)
+libsumo.start(sumo_args(lay, cfg, 0))
+trace = []
+for _ in range(int(sys.argv[2])):
+    libsumo.simulationStep()
+    trace.append([libsumo.trafficlight.getRedYellowGreenState(x) for x in lay.intersections])
+libsumo.close()
+print(json.dumps(trace))
+"""
+
+
+def test_fixed_time_controller_reproduces_the_networks_static_programme(cache):
+    """SUMO running the generated network's own programme shows, second by second, what the game shows
+    under the fixed-time controller (after the first yellow, which the game skips at an episode start)."""
+    import json
+    import subprocess
+    import sys
+
+    seconds = 170                                                           # two 80 s cycles and a bit
+    static = json.loads(subprocess.run([sys.executable, "-c", _STATIC, cache, str(seconds)], capture_output=True,
+                                       text=True, check=True).stdout)
+    g = make(small(cache, episode_s=400), num_envs=1, seed=0)
+    try:
+        algo = FixedTime(g.spec, FixedTimeConfig())
+        obs, info = g.reset(seed=0)
+        g.set_trace(True)
+        trace = []
+        while len(trace) < seconds:
+            obs, _, _, _, _, info = g.step(algo.act(obs, info)[0])
+            trace += info["trace"][0]
+    finally:
+        g.close()
+    assert trace[2:seconds] == static[2:seconds]
+    assert trace[:2] == [[PHASES[0]] * 4] * 2 and static[0] == ["rrrrrrrrryyy"] * 4     # yellow W-all → NS-through
+    assert len({s[0] for s in static}) == 10                                # 5 greens and 5 yellows per cycle
