@@ -73,7 +73,6 @@ class AtscGame(BatchedGame):
             graph=Graph.from_edges(n, self.layout.edges), obs_dims=(obs_dim,) * n, action_kind="discrete",
             action_dims=(N_PHASES,) * n, episode_length=cfg.decisions, n_costs=(1,) * n,
             cost_limits=((float(cfg.cost_limit),),) * n, cost_names=("spill_back",), tags=TAGS)
-        self.dt = float(cfg.control_interval_s)
         self._seed = seed
         self._procs: list[subprocess.Popen] = []
         self._conns: list[Connection] = []
