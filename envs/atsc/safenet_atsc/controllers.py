@@ -16,7 +16,7 @@ from safenet.errors import SafenetError
 from safenet.game import GameSpec
 from safenet.rollout import Rollout
 
-from .config import FixedTimeConfig, MaxPressureConfig
+from .config import FixedTimeConfig
 
 
 def _need(info: dict, keys: tuple[str, ...], who: str) -> None:

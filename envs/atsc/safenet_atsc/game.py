@@ -12,11 +12,11 @@ episodes that ended (``[B]`` each, NaN for the copies still running; see ``sim.M
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import weakref
 from multiprocessing.connection import Connection
-import socket
 from typing import Any
 
 import numpy as np

@@ -3,8 +3,8 @@ downloads or unpacks torch and the SUMO wheels). Run with ``pytest -m slow envs/
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
-import sys
 import venv
 from pathlib import Path
 
@@ -15,10 +15,13 @@ ROOT = Path(__file__).resolve().parents[3]
 
 @pytest.mark.slow
 def test_installs_and_trains_in_a_fresh_venv_with_only_the_core(tmp_path):
+    src = tmp_path / "src"                  # build from a copy: pip leaves build/ folders in the source tree
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".venv", ".git", "runs", "build", "*.egg-info",
+                                                             "__pycache__", "reports", "plugins", "examples"))
     venv.create(tmp_path / "venv", with_pip=True)
     py = str(tmp_path / "venv" / "bin" / "python")
-    subprocess.run([py, "-m", "pip", "install", "-q", "-c", str(ROOT / "constraints.txt"), str(ROOT),
-                    str(ROOT / "envs" / "atsc")], check=True, cwd=tmp_path)
+    subprocess.run([py, "-m", "pip", "install", "-q", "-c", str(src / "constraints.txt"), str(src),
+                    str(src / "envs" / "atsc")], check=True, cwd=tmp_path)
     out = subprocess.run([py, "-m", "safenet.cli", "plugins", "--json"], check=True, capture_output=True, text=True,
                          cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}).stdout
     plugins = json.loads(out)
