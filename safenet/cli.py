@@ -133,7 +133,7 @@ def cmd_train(args) -> int:
         print(f"game: {trainer.spec.summary()}")
     final = trainer.train()
     print(f"finished at {trainer.env_steps} env steps; results in {trainer.run.dir.resolve()}")
-    keys = [k for k in final if k.startswith(("rollout/ep_return", "rollout/ep_disc_return", "eval/ep_return", "eval/ep_disc_return", "rollout/ep_cost/", "eval/ep_cost/", "limit/"))]
+    keys = [k for k in final if k.startswith(("rollout/ep_return", "rollout/ep_disc_return", "eval/ep_return", "eval/ep_disc_return", "rollout/ep_cost/", "eval/ep_cost/", "limit/", "rollout/env/", "eval/env/"))]
     for k in keys:
         print(f"  {k:32s} {final[k]:.4g}")
     print(f"  metrics: {trainer.run.dir / 'metrics.csv'}; plot with: safenet plot {trainer.run.dir}")
@@ -193,6 +193,8 @@ def cmd_eval(args) -> int:
         mean, worst = res[f"eval/ep_cost/{c}"], res[f"eval/ep_cost_max/{c}"]
         table.add_row(f"episode cost {c} (mean over agents)", f"{mean:.4f}", f"{lim:.4g}", "yes" if mean <= lim else "NO")
         table.add_row(f"episode cost {c} (worst agent)", f"{worst:.4f}", f"{lim:.4g}", "yes" if worst <= lim else "NO")
+    for key in sorted(k for k in res if k.startswith("eval/env/")):
+        table.add_row(f"episode {key.split('/', 2)[2]} (environment metric)", f"{res[key]:.4f}", "", "")
     Console(width=max(100, Console().width)).print(table)
     return 0
 

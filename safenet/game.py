@@ -24,6 +24,10 @@ Conventions of the batched game
   arrays in ``info`` follow the same rule with a ``final_`` prefix.
 * Envs tagged ``finite`` also return ``info["local_state"]``: int ``[B, n]``, agent ``i``'s local
   state index in ``range(n_local_states[i])`` (and ``info["final_local_state"]``).
+* Envs may report field metrics of each episode (mean queue, delay, ...): on a step where some copy's
+  episode ended, ``info["episode_metrics"]`` maps a metric name to a float array ``[B]`` (read only
+  for the copies that ended; NaN elsewhere). The trainer logs their means as
+  ``rollout/env/<name>`` and ``eval/env/<name>``.
 * Envs with a global state implement ``state() -> [B, state_dim]``; envs with common information
   put ``info["common_obs"]`` (``[B, common_obs_dim]``) in every reset/step info.
 """

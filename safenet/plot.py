@@ -1,4 +1,5 @@
-"""Learning curves from run directories: reward and cost vs env steps, seeds as mean ± std."""
+"""Learning curves from run directories: reward, cost and the game's episode metrics vs env steps,
+seeds as mean ± std."""
 from __future__ import annotations
 
 import csv
@@ -71,6 +72,15 @@ def aggregate(xs: list[np.ndarray], ys: list[np.ndarray], points: int = 100) -> 
     return grid, stack.mean(0), stack.std(0)
 
 
+def panel_names(runs: Sequence[dict[str, np.ndarray]], prefix: str) -> list[str]:
+    """The panels for runs' metric columns: ``return``, each cost name, then ``env/<name>`` for each
+    episode metric the game reported (``<prefix>/env/<name>`` with at least one value)."""
+    cost_keys = sorted({k.split("/", 2)[2] for d in runs for k in d if re.fullmatch(rf"{prefix}/ep_cost/[^/]+", k)})
+    env_keys = sorted({k.split("/", 2)[2] for d in runs for k in d
+                       if re.fullmatch(rf"{prefix}/env/[^/]+", k) and np.isfinite(d[k]).any()})
+    return ["return", *cost_keys, *(f"env/{k}" for k in env_keys)]
+
+
 def plot_runs(run_dirs: Sequence[str | Path], out: str | Path, prefix: str = "rollout") -> Path:
     import matplotlib
 
@@ -89,12 +99,15 @@ def plot_runs(run_dirs: Sequence[str | Path], out: str | Path, prefix: str = "ro
             groups[labels[p]].append(data)
     if not groups:
         raise SafenetError("no metrics to plot yet")
-    cost_keys = sorted({k.split("/", 2)[2] for g in groups.values() for d in g for k in d
-                        if re.fullmatch(rf"{prefix}/ep_cost/[^/]+", k)})
-    panels = ["return", *cost_keys]
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
-    for ax, panel in zip(axes[0], panels):
-        key = f"{prefix}/ep_return" if panel == "return" else f"{prefix}/ep_cost/{panel}"
+    panels = panel_names([d for g in groups.values() for d in g], prefix)
+    ncols = min(len(panels), 4)
+    nrows = -(-len(panels) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.5 * ncols, 4 * nrows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, panel in zip(axes.flat, panels):
+        key = (f"{prefix}/ep_return" if panel == "return" else f"{prefix}/{panel}" if panel.startswith("env/")
+               else f"{prefix}/ep_cost/{panel}")
         for name, runs in sorted(groups.items()):
             xs, ys = [], []
             for d in runs:
@@ -110,6 +123,13 @@ def plot_runs(run_dirs: Sequence[str | Path], out: str | Path, prefix: str = "ro
             line, = ax.plot(grid, mean, label=label)
             if len(xs) > 1:
                 ax.fill_between(grid, mean - std, mean + std, alpha=0.2, color=line.get_color())
+        if panel.startswith("env/"):
+            ax.set_xlabel("environment steps")
+            ax.set_ylabel(panel[4:])
+            ax.set_title(f"environment metric: {panel[4:]}")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+            continue
         if panel != "return":
             limits = [np.nanmean(d[f"limit/{panel}"]) for rs in groups.values() for d in rs if f"limit/{panel}" in d]
             if limits:

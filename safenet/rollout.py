@@ -49,6 +49,8 @@ class EpisodeStats:
     disc_returns: list[np.ndarray] = field(default_factory=list)  # each [n], discounted by the collector's gamma
     costs: list[np.ndarray] = field(default_factory=list)     # each [n, m]
     lengths: list[int] = field(default_factory=list)
+    #: the game's field metrics of each ended episode (``info["episode_metrics"]``), by name
+    metrics: dict[str, list[float]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.returns)
@@ -118,7 +120,11 @@ class Collector:
             self._ep_return += reward
             self._ep_cost += cost
             self._ep_len += 1
+            ep_metrics = info.get("episode_metrics") if done.any() else None
             for b in np.flatnonzero(done):
+                if ep_metrics:
+                    for name, values in ep_metrics.items():
+                        stats.metrics.setdefault(name, []).append(float(values[b]))
                 stats.returns.append(self._ep_return[b].copy())
                 stats.costs.append(self._ep_cost[b].copy())
                 stats.lengths.append(int(self._ep_len[b]))

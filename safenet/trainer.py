@@ -113,6 +113,10 @@ def episode_metrics(stats: EpisodeStats, spec: GameSpec, prefix: str) -> dict[st
             per_agent = cost[:, mask[:, j], j].mean(axis=0)   # mean episode cost of each constrained agent
             out[f"{prefix}/ep_cost/{name}"] = float(per_agent.mean())
             out[f"{prefix}/ep_cost_max/{name}"] = float(per_agent.max())
+    for name, values in stats.metrics.items():     # the game's own episode metrics (info["episode_metrics"])
+        vals = np.asarray(values, dtype=np.float64)
+        if np.isfinite(vals).any():
+            out[f"{prefix}/env/{name}"] = float(np.nanmean(vals))
     return out
 
 
@@ -131,8 +135,11 @@ def evaluate(algo: Algorithm, game: BatchedGame, episodes: int, seed: int, *, de
         _, s = collector.collect(algo, game.spec.episode_length, deterministic=deterministic)
         for k in ("returns", "disc_returns", "costs", "lengths"):
             getattr(stats, k).extend(getattr(s, k))
+        for name, values in s.metrics.items():
+            stats.metrics.setdefault(name, []).extend(values)
     for k in ("returns", "disc_returns", "costs", "lengths"):
         setattr(stats, k, getattr(stats, k)[:episodes])
+    stats.metrics = {name: values[:episodes] for name, values in stats.metrics.items()}
     return episode_metrics(stats, game.spec, "eval")
 
 

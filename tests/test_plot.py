@@ -30,3 +30,16 @@ def test_labels_show_a_value_that_differs_between_runs_of_one_algorithm(tmp_path
     labels = group_labels([k1, k2, same])
     assert labels[k1] == "dec-mappo-l on toy_line (kappa=1)"
     assert labels[k2] == labels[same] == "dec-mappo-l on toy_line (kappa=2)"   # seeds are grouped
+
+
+def test_panels_add_the_games_episode_metrics():
+    import numpy as np
+
+    from safenet.plot import panel_names
+
+    nan = np.array([np.nan, np.nan])
+    a = {"rollout/ep_return": np.ones(2), "rollout/ep_cost/spill": np.ones(2), "rollout/env/queue": np.ones(2),
+         "eval/env/delay": np.ones(2), "rollout/env/never": nan}
+    b = {"rollout/ep_return": np.ones(2), "rollout/env/delay": np.array([np.nan, 3.0])}
+    assert panel_names([a, b], "rollout") == ["return", "spill", "env/delay", "env/queue"]
+    assert panel_names([a], "eval") == ["return", "env/delay"]

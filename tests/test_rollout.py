@@ -257,3 +257,26 @@ def test_collector_rejects_bad_actions_from_the_algorithm():
     game = ToyLineGame(ToyConfig(n_agents=2), num_envs=2, seed=0)
     with pytest.raises(SafenetError, match="valid actions are 0..1"):
         Collector(game).collect(Bad(game.spec), 1)
+
+
+class MetricGame(CountGame):
+    """CountGame that reports its episode length (times 10) as an episode metric ``len10``."""
+
+    def step(self, actions):
+        ended = self.t + 1 >= self.length
+        out = super().step(actions)
+        if ended.any():
+            out[5]["episode_metrics"] = {"len10": np.where(ended, 10.0 * self.length, np.nan)}
+        return out
+
+
+def test_collector_and_trainer_pick_up_episode_metrics():
+    from safenet.trainer import episode_metrics
+
+    game = MetricGame(num_envs=3)
+    _, stats = Collector(game, seed=0).collect(RandomAgent(game.spec), 12)
+    assert sorted(stats.metrics["len10"]) == [20.0] * 6 + [30.0] * 4 + [40.0] * 3   # one value per ended episode
+    row = episode_metrics(stats, game.spec, "rollout")
+    assert row["rollout/env/len10"] == pytest.approx((6 * 20 + 4 * 30 + 3 * 40) / 13)
+    _, quiet = Collector(CountGame(num_envs=2), seed=0).collect(RandomAgent(game.spec), 5)
+    assert not any(k.startswith("rollout/env/") for k in episode_metrics(quiet, game.spec, "rollout"))
