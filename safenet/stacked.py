@@ -86,6 +86,18 @@ class StackedMLP(nn.Module):
         p = self.flat if params is None else params
         return p[:, self.n_params:]
 
+    def member(self, g: int) -> nn.Sequential:
+        """Member ``g`` as an ordinary ``nn.Sequential`` of ``nn.Linear`` layers (a copy): e.g. to deploy
+        one agent's network on its own."""
+        layers: list[nn.Module] = []
+        for k, (_, _, a, b) in enumerate(self.layers):
+            lin = nn.Linear(a, b)
+            with torch.no_grad():
+                lin.weight.copy_(self.weight(k)[g].T)
+                lin.bias.copy_(self.bias(k)[g])
+            layers += [lin, nn.ReLU() if self.activation == "relu" else nn.Tanh()]
+        return nn.Sequential(*layers[:-1])
+
     def forward(self, x: torch.Tensor, params: torch.Tensor | None = None) -> torch.Tensor:
         p = self.flat if params is None else params
         G = p.shape[0]

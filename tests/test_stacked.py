@@ -13,18 +13,6 @@ from safenet.stacked import (NeighbourhoodMLP, NumpyPolicy, StackedAdam, Stacked
                              categorical_entropy, categorical_log_prob, gaussian_entropy, gaussian_log_prob)
 
 
-def member(net: StackedMLP, g: int) -> nn.Sequential:
-    """Member ``g`` as an ordinary nn.Sequential with copied weights."""
-    layers: list[nn.Module] = []
-    for k, (_, _, a, b) in enumerate(net.layers):
-        lin = nn.Linear(a, b)
-        with torch.no_grad():
-            lin.weight.copy_(net.weight(k)[g].T)
-            lin.bias.copy_(net.bias(k)[g])
-        layers += [lin, nn.ReLU() if net.activation == "relu" else nn.Tanh()]
-    return nn.Sequential(*layers[:-1])
-
-
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
 def test_stacked_mlp_is_one_mlp_per_member(activation):
     torch.manual_seed(0)
@@ -35,7 +23,7 @@ def test_stacked_mlp_is_one_mlp_per_member(activation):
     y = net(x)
     assert y.shape == (4, 7, 2)
     for g in range(4):
-        torch.testing.assert_close(y[g], member(net, g)(x[g]))
+        torch.testing.assert_close(y[g], net.member(g)(x[g]))
     rows = torch.tensor([3, 1])                                  # a subset of members through their rows
     torch.testing.assert_close(net(x[rows], net.flat[rows]), y[rows])
     with pytest.raises(ValueError, match=r"expected input \[4, N, 3\]"):
@@ -83,7 +71,7 @@ def test_a_shared_source_every_agent_reads():
     x = torch.randn(9, 1, s)
     y = net.forward_obs(x)
     for g in range(n):
-        torch.testing.assert_close(y[g], member(net, g)(x[:, 0]))
+        torch.testing.assert_close(y[g], net.member(g)(x[:, 0]))
 
 
 def test_adam_rows_is_adam_after_a_per_member_clip():

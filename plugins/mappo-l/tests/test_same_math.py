@@ -28,16 +28,7 @@ from safenet_mappo_l.testing import ReachConfig, ReachGame
 
 def _mlp_from_rows(stacked, row: int) -> nn.Sequential:
     """Agent ``row``'s network of a StackedMLP as an ordinary nn.Sequential (weights copied)."""
-    layers: list[nn.Module] = []
-    for k, (_, _, a, b) in enumerate(stacked.layers):
-        lin = nn.Linear(a, b)
-        with torch.no_grad():
-            lin.weight.copy_(stacked.weight(k)[row].T)
-            lin.bias.copy_(stacked.bias(k)[row])
-        layers.append(lin)
-        if k < len(stacked.layers) - 1:
-            layers.append(nn.ReLU() if stacked.activation == "relu" else nn.Tanh())
-    return nn.Sequential(*layers)
+    return stacked.member(row)
 
 
 def _rows_of(seq: nn.Sequential) -> torch.Tensor:
