@@ -1,16 +1,8 @@
 """On-policy pieces shared by sequential-update PPO algorithms (HAPPO, MAPPO-L, DEC-MAPPO-L, ...).
 
-Complements :mod:`safenet.ppo` (the surrogate, value loss, normaliser, batched policy):
+Complements :mod:`safenet.ppo` (the surrogate, value loss, normaliser) and :mod:`safenet.stacked`
+(stacked networks, row-wise Adam):
 
-* :class:`AgentAdam` — Adam over parameters stacked per agent (leading axis ``n``), with a per-agent
-  gradient-norm clip and an ``active`` mask: agents outside the mask keep their parameters *and*
-  their Adam moments, so one batched network can update any subset of its agents (a stage of the
-  sequential κ-hop scheme) without disturbing the others;
-* :func:`subset_forward`, :func:`subset_distribution` — evaluate a batched per-agent network
-  (:class:`safenet.nets.AgentMLP` / :class:`safenet.ppo.AgentPolicy`) on a subset of its agents
-  only, so a stage costs what its agents cost;
-* :func:`log_correction` — ``log M`` of the sequential correction factor for every agent from the
-  already-updated agents' log-ratios and a predecessor mask (one matmul);
 * :func:`neighbourhood_mean` — the mean of a per-agent signal over each agent's neighbourhood
   (e.g. the κ-hop reward ``r̃_i = mean_{j ∈ N_i^κ} r_j``);
 * :func:`normalize_per_agent` — advantage normalisation over samples, separately per agent;
@@ -24,158 +16,17 @@ Complements :mod:`safenet.ppo` (the surrogate, value loss, normaliser, batched p
 """
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
-from torch import nn
 
-from .nets import AgentLinear, AgentMLP
-
-__all__ = ["AgentAdam", "AgentGather", "EpisodeCostTracker", "log_correction", "neighbourhood_floats", "neighbourhood_mean",
-           "normalize_per_agent", "subset_distribution", "subset_entropy", "subset_forward", "subset_log_prob"]
-
-
-class AgentAdam:
-    """Adam (Kingma & Ba 2015) on parameters whose leading axis indexes the ``n`` agents.
-
-    ``step(active)`` updates only the agents where ``active`` is true: their moments and step counts
-    advance, the others' parameters and moments stay exactly as they were (a plain
-    ``torch.optim.Adam`` would still move them through momentum). With ``max_grad_norm`` each
-    agent's gradient is clipped to that norm on its own, as if every agent had its own optimiser.
-    """
-
-    def __init__(self, params: Iterable[nn.Parameter], n_agents: int, lr: float, *,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-5,
-                 max_grad_norm: float | None = None) -> None:
-        self.params = [p for p in params]
-        for p in self.params:
-            if p.dim() < 1 or p.shape[0] != n_agents:
-                raise ValueError(f"AgentAdam needs parameters stacked per agent ([{n_agents}, ...]), "
-                                 f"got shape {tuple(p.shape)}")
-        self.n, self.lr, self.betas, self.eps, self.max_grad_norm = n_agents, lr, betas, eps, max_grad_norm
-        self.steps = torch.zeros(n_agents, dtype=torch.float64)
-        self.exp_avg = [torch.zeros_like(p) for p in self.params]
-        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
-
-    def zero_grad(self) -> None:
-        for p in self.params:
-            p.grad = None
-
-    def grad_norms(self) -> torch.Tensor:
-        """``[n]``: the norm of each agent's gradient over all parameters."""
-        sq = torch.zeros(self.n, dtype=torch.float64)
-        for p in self.params:
-            if p.grad is not None:
-                sq += p.grad.detach().double().reshape(self.n, -1).pow(2).sum(1)
-        return sq.sqrt()
-
-    @torch.no_grad()
-    def step(self, active: torch.Tensor | np.ndarray | None = None) -> torch.Tensor:
-        """One Adam step for the ``active`` agents (all when None); returns the pre-clip grad norms."""
-        act = torch.ones(self.n, dtype=torch.bool) if active is None else torch.as_tensor(active, dtype=torch.bool)
-        rows = None if bool(act.all()) else torch.nonzero(act).flatten()     # None: every agent
-        norms = self.grad_norms()
-        scale = torch.ones(self.n, dtype=torch.float64)
-        if self.max_grad_norm is not None and self.max_grad_norm > 0:
-            scale = torch.clamp(self.max_grad_norm / (norms + 1e-6), max=1.0)
-        self.steps += act.double()
-        b1, b2 = self.betas
-        steps = self.steps if rows is None else self.steps[rows]
-        corr1, corr2 = 1.0 - b1 ** steps, 1.0 - b2 ** steps
-        sc = scale if rows is None else scale[rows]
-        for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
-            if p.grad is None:
-                continue
-            view = (-1,) + (1,) * (p.dim() - 1)
-            g = p.grad if rows is None else p.grad[rows]
-            g = g * sc.to(p.dtype).view(view)
-            m_new = b1 * (m if rows is None else m[rows]) + (1 - b1) * g
-            v_new = b2 * (v if rows is None else v[rows]) + (1 - b2) * g * g
-            denom = (v_new / corr2.to(p.dtype).view(view)).sqrt() + self.eps
-            delta = self.lr * (m_new / corr1.to(p.dtype).view(view)) / denom
-            if rows is None:
-                m.copy_(m_new)
-                v.copy_(v_new)
-                p.sub_(delta)
-            else:                                  # only the active agents' rows are written
-                m.index_copy_(0, rows, m_new)
-                v.index_copy_(0, rows, v_new)
-                p.index_add_(0, rows, -delta)
-        return norms
-
-    def state_dict(self) -> dict:
-        return {"steps": self.steps.clone(), "exp_avg": [m.clone() for m in self.exp_avg],
-                "exp_avg_sq": [v.clone() for v in self.exp_avg_sq], "lr": float(self.lr)}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.steps = state["steps"].clone().to(torch.float64)
-        for dst, src in zip(self.exp_avg, state["exp_avg"]):
-            dst.copy_(src)
-        for dst, src in zip(self.exp_avg_sq, state["exp_avg_sq"]):
-            dst.copy_(src)
-        self.lr = float(state["lr"])
-
-
-# ------------------------------------------------------------------------------------------------
-# evaluating a subset of the agents of a batched network
-# ------------------------------------------------------------------------------------------------
-
-def subset_forward(mlp: AgentMLP, x: torch.Tensor, agents: torch.Tensor | None = None) -> torch.Tensor:
-    """``mlp`` evaluated for ``agents`` only: ``x[..., k, in]`` → ``[..., k, out]`` (all agents when None)."""
-    if agents is None:
-        return mlp(x)
-    for layer in mlp.net:
-        if isinstance(layer, AgentLinear):
-            w = layer.weight.expand(layer.n_agents, -1, -1)[agents]
-            b = layer.bias.expand(layer.n_agents, -1)[agents]
-            x = torch.einsum("...ki,kio->...ko", x, w) + b
-        else:
-            x = layer(x)
-    return x
-
-
-def subset_distribution(policy, x: torch.Tensor, agents: torch.Tensor | None = None) -> torch.distributions.Distribution:
-    """The action distributions of ``agents`` of a :class:`safenet.ppo.AgentPolicy` (``x[..., k, in]``)."""
-    if agents is None:
-        return policy.distribution(x)
-    out = subset_forward(policy.net, x, agents)
-    if policy.kind == "discrete":
-        return torch.distributions.Categorical(logits=out.masked_fill(~policy.action_mask[agents], -1e9))
-    return torch.distributions.Normal(out, policy.log_std[agents].exp().expand_as(out))
-
-
-def subset_log_prob(policy, dist: torch.distributions.Distribution, actions: torch.Tensor,
-                    agents: torch.Tensor | None = None) -> torch.Tensor:
-    """``[..., k]`` log-probabilities (joint over a continuous action's real dimensions)."""
-    if policy.kind == "discrete":
-        return dist.log_prob(actions.long())
-    mask = policy.action_mask if agents is None else policy.action_mask[agents]
-    return (dist.log_prob(actions) * mask).sum(-1)
-
-
-def subset_entropy(policy, dist: torch.distributions.Distribution, agents: torch.Tensor | None = None) -> torch.Tensor:
-    if policy.kind == "discrete":
-        return dist.entropy()
-    mask = policy.action_mask if agents is None else policy.action_mask[agents]
-    return (dist.entropy() * mask).sum(-1)
+__all__ = ["AgentGather", "EpisodeCostTracker", "neighbourhood_floats", "neighbourhood_mean", "normalize_per_agent"]
 
 
 # ------------------------------------------------------------------------------------------------
 # the sequential scheme, κ-hop signals, normalisation
 # ------------------------------------------------------------------------------------------------
-
-def log_correction(log_ratio: torch.Tensor, predecessors: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """``log M`` for every agent: ``log M_i = Σ_{j ∈ pred(i)} log(π̄^j / π^j)``.
-
-    ``log_ratio[..., n]`` holds the new/old log-probability ratios of the agents updated so far (0 for
-    the others); ``predecessors[i, j]`` is true when ``j`` counts for ``i`` (see
-    :meth:`safenet.schedule.UpdatePlan.predecessor_mask`). The factor is per sample: a continuous
-    action's ratio is the product over its dimensions (the joint ratio of the theory).
-    """
-    pred = torch.as_tensor(np.asarray(predecessors), dtype=log_ratio.dtype, device=log_ratio.device)
-    return log_ratio @ pred.T
-
 
 def neighbourhood_mean(x: np.ndarray, idx: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """``x[..., n]`` → ``[..., n]`` with entry ``i`` the mean of ``x`` over the real slots of ``idx[i]``."""
