@@ -153,7 +153,7 @@ def test_the_numpy_acting_copy_computes_the_policy(kind):
     if kind == "continuous":
         assert np.all(a[1, :, 1:] == 0) and np.all(a[0, :, 2] == 0)            # padded dimensions
         np.testing.assert_allclose(det, (out * pol.action_mask[:, None, :]).numpy(), rtol=1e-5, atol=1e-6)
-        std = math.exp(float(pol.net.extras()[0, 0]))
+        std = math.exp(float(pol.net.extras()[0, 0].detach()))
         assert abs(float(np.std(a[0, :, 0] - det[0, :, 0])) - std) < 0.1 * std
     else:
         assert a.max(1).tolist() <= [1, 0, 2] and np.all(a >= 0)              # only real actions
