@@ -32,30 +32,31 @@ def worker_sumo_seed(game_seed: int, copy: int, copies: int) -> int:
     return int(np.random.default_rng(int(seeds[copy])).integers(0, 2**31 - 1))
 
 
-def sumo_alone(cfg: AtscConfig, actions: np.ndarray, seed: int) -> float:
+def _decisions_per_s(cfg: AtscConfig, actions: np.ndarray, seed: int, decide) -> float:
+    """Decisions per second of ``decide(sim, action)`` over ``actions`` on one fresh in-process simulation."""
     sim = GridSimulation(cfg, build(cfg))
     sim.start(seed)
     t0 = time.perf_counter()
     for a in actions:
-        sim.apply(a)
+        decide(sim, a)
     rate = len(actions) / (time.perf_counter() - t0)
     sim.close()
     return rate
+
+
+def sumo_alone(cfg: AtscConfig, actions: np.ndarray, seed: int) -> float:
+    """SUMO stepping the network with the same signal calls, no observation code."""
+    return _decisions_per_s(cfg, actions, seed, lambda sim, a: sim.apply(a))
 
 
 def game_code_in_process(cfg: AtscConfig, actions: np.ndarray, seed: int) -> float:
     """The game's per-decision work (reads, reward, cost, observation, pressure) without the worker process."""
-    sim = GridSimulation(cfg, build(cfg))
-    sim.start(seed)
-    t0 = time.perf_counter()
-    for a in actions:
+    def decide(sim, a):
         sim.step(a)
         sim.observation()
         sim.pressure()
         sim.queue()
-    rate = len(actions) / (time.perf_counter() - t0)
-    sim.close()
-    return rate
+    return _decisions_per_s(cfg, actions, seed, decide)
 
 
 def game_rate(cfg: AtscConfig, actions: np.ndarray, copies: int, seed: int) -> float:
