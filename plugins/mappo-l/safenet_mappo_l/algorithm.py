@@ -224,22 +224,27 @@ class PPOFamily(Algorithm):
         nv, ncv = self.next_values(rollout, v, cv)
         reward = neighbourhood_mean(rollout.reward * cfg.reward_scale, self.rew_idx, self.rew_mask)
         adv, ret = gae(reward, v, nv, rollout.terminated, rollout.done, cfg.gamma, cfg.gae_lambda)
-        adv = adv.reshape(T * B, n)
-        if cfg.advantage_norm:
-            adv = normalize_per_agent(adv)
+        raw_adv = adv.reshape(T * B, n)
+        adv = normalize_per_agent(raw_adv) if cfg.advantage_norm else raw_adv
         out = {"reward_adv": adv, "returns": ret.reshape(T * B, n)}
         combined = adv
         if self.m:
             cadv, cret = gae(rollout.cost[..., : self.m], cv, ncv, rollout.terminated, rollout.done, cfg.gamma, cfg.gae_lambda)
-            cadv = cadv.reshape(T * B, n, self.m) * self.cost_mask
-            if cfg.advantage_norm:
-                cadv = normalize_per_agent(cadv) * self.cost_mask
+            raw_cadv = cadv.reshape(T * B, n, self.m) * self.cost_mask
+            cadv = normalize_per_agent(raw_cadv) * self.cost_mask if cfg.advantage_norm else raw_cadv
             out.update(cost_adv=cadv, cost_returns=cret.reshape(T * B, n, self.m))
             if self.lagrange is not None:
                 lam = self.lagrange.value[:, : self.m] * self.cost_mask             # [n, m]
-                combined = adv - (cadv * lam).sum(-1)                               # Eq. 21 (without d)
-                if cfg.penalty_normalize:
-                    combined = combined / (1.0 + lam.sum(-1))
+                if getattr(cfg, "penalty_units", "std") == "reward":
+                    # λ in reward per unit cost: Eq. 21 (without d) on the raw advantages, then one
+                    # standardisation of the result (a positive scale: the preferences of Eq. 21 stay)
+                    combined = raw_adv - (raw_cadv * lam).sum(-1)
+                    if cfg.advantage_norm:
+                        combined = normalize_per_agent(combined)
+                else:
+                    combined = adv - (cadv * lam).sum(-1)                           # Eq. 21 (without d)
+                    if cfg.penalty_normalize:
+                        combined = combined / (1.0 + lam.sum(-1))
         out["advantage"] = combined
         return out
 

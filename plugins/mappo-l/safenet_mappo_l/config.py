@@ -14,6 +14,7 @@ ACTIVATIONS = ("tanh", "relu")
 REWARDS = ("team", "neighbourhood", "own")
 POLICY_INPUTS = ("local", "neighbourhood")
 CRITIC_INPUTS = ("obs", "state")
+PENALTY_UNITS = ("std", "reward")
 
 
 def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
@@ -86,9 +87,16 @@ class SafePPOConfig(PPOConfig):
     # combined advantage (Eq. 21 without the constant d): (A − Σ_j λ_j A_j) / (1 + Σ_j λ_j) when true,
     # A − Σ_j λ_j A_j when false
     penalty_normalize: bool = True
+    # the units λ is in. "std": λ weighs each cost advantage standardised on its own against the
+    # standardised reward advantage (the MAPPO-L reference). "reward": λ is reward per unit of cost:
+    # A − Σ_j λ_j A_j is formed from the raw GAE advantages, then standardised (algo.advantage_norm).
+    # With "reward", lagrange.max_value has a meaning: above the reward an agent earns per step for
+    # staying alive, ending the episode early becomes the Lagrangian's optimum (docs/reports/headline).
+    penalty_units: str = "std"
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        _choice("penalty_units", self.penalty_units, PENALTY_UNITS)
         _choice("lagrange.method", self.lagrange.method, ("gradient", "pid"))
         _positive("lagrange.lr", self.lagrange.lr, allow_zero=True)
         _positive("lagrange.init", self.lagrange.init, allow_zero=True)

@@ -429,3 +429,39 @@ def test_lagrangian_holds_the_velocity_limit_on_safe_hopper(tmp_path):
     safe = tail_cost("mappo-l", ["algo.lagrange.method=pid"])
     assert ippo > 2 * 25, f"ippo stayed near the limit ({ippo:.1f}); the check would prove nothing"
     assert safe <= 1.25 * 25, (safe, ippo)
+
+
+def test_penalty_in_reward_units_combines_raw_advantages_then_standardises():
+    spec = toy(3).spec
+    rng = np.random.default_rng(0)
+    T, B, n = 6, 2, 3
+    reward = rng.normal(size=(T, B, n)) * 5.0          # reward and cost on very different scales
+    cost = (rng.random((T, B, n, 1)) < 0.3).astype(float)
+    ro = Rollout(obs=np.zeros((T, B, n, 2)), actions=np.zeros((T, B, n), dtype=np.int64), reward=reward, cost=cost,
+                 terminated=np.zeros((T, B), dtype=bool), truncated=np.zeros((T, B), dtype=bool),
+                 next_obs=np.zeros((T, B, n, 2)))
+    lam = np.array([[0.5], [0.0], [2.0]])
+    outs = {}
+    for units in ("std", "reward"):
+        algo = DecMAPPOL(spec, DecSafePPOConfig(kappa=1, gamma=0.9, gae_lambda=0.5, penalty_units=units))
+        zero_output_layer(algo.critic)
+        zero_output_layer(algo.cost_critic)
+        raw = algo.advantages(ro)                     # λ = 0 first
+        algo.lagrange.value[:] = lam
+        outs[units] = (raw, algo.advantages(ro)["advantage"])
+    # the raw GAE advantages, recovered with advantage_norm off
+    algo = DecMAPPOL(spec, DecSafePPOConfig(kappa=1, gamma=0.9, gae_lambda=0.5, advantage_norm=False))
+    zero_output_layer(algo.critic)
+    zero_output_layer(algo.cost_critic)
+    plain = algo.advantages(ro)
+    a_r, a_c = plain["reward_adv"], plain["cost_adv"][..., 0]
+    z = lambda x: (x - x.mean(0)) / (x.std(0) + 1e-8)
+    np.testing.assert_allclose(outs["reward"][1], z(a_r - lam[:, 0] * a_c), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(outs["std"][1], (z(a_r) - lam[:, 0] * z(a_c)) / (1 + lam[:, 0]), rtol=1e-6, atol=1e-6)
+    # agent 1 has λ = 0: both give its standardised reward advantage
+    np.testing.assert_allclose(outs["reward"][1][:, 1], z(a_r)[:, 1], rtol=1e-6, atol=1e-6)
+
+
+def test_penalty_units_rejects_unknown_values():
+    with pytest.raises(ValueError, match="penalty_units.*'std', 'reward'.*'raw'"):
+        SafePPOConfig(penalty_units="raw")
