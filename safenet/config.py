@@ -132,7 +132,18 @@ def _as_config_error(exc: OmegaConfBaseException, cfg: DictConfig, layer_name: s
 
 
 def _only_known(suggestions: Mapping[str, Any], section: DictConfig) -> dict:
-    return {k: v for k, v in suggestions.items() if k in section}
+    """The suggestions whose keys the section has (nested sections filtered key by key)."""
+    out = {}
+    for k, v in suggestions.items():
+        if k not in section:
+            continue
+        node = section._get_node(k)
+        if isinstance(v, Mapping) and isinstance(node, DictConfig):
+            v = _only_known(v, node)
+            if not v:
+                continue
+        out[k] = v
+    return out
 
 
 def find_preset(name: str, search: Sequence[Path] = ()) -> Path:

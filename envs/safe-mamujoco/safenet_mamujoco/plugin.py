@@ -26,6 +26,21 @@ def _tags(family: str) -> frozenset[str]:
     return frozenset(tags)
 
 
+# Suggested run settings of the corridor tasks (ants that walk a zig-zag corridor; falling ends the
+# episode). The budget is the papers' (1e7 env steps). The Lagrangian's multiplier is in reward per
+# unit of cost and at most the healthy reward of 1 per step: a larger one makes falling, which ends
+# the episode and with it the cost, the optimum of the per-episode Lagrangian
+# (docs/reports/headline_safe_ant_8x1.md). Only the algorithms that have these keys take them.
+CORRIDOR_OVERRIDES = {
+    "trainer": {"total_steps": 10_000_000, "n_envs": 8, "eval_every_steps": 250_000, "eval_episodes": 8},
+    "algo": {"rollout_steps": 500, "penalty_units": "reward", "lagrange": {"max_value": 1.0}},
+}
+
+
+def _overrides(family: str) -> dict:
+    return CORRIDOR_OVERRIDES if FAMILIES[family].scenario == "corridor" else {}
+
+
 def family_pattern(family: str) -> str:
     if FAMILIES[family].scenario == "velocity":
         robot = family[len("safety_"):-len("_velocity")]
@@ -55,12 +70,13 @@ def resolve_task(name: str) -> tuple[str, str]:
 def safenet_environments() -> list[EnvSpec]:
     specs = [EnvSpec(name=name, factory=FACTORY, config=MamujocoConfig, tags=_tags(family),
                      summary=FAMILIES[family].summary + f" ({partition})",
-                     defaults={"family": family, "partition": partition}, parallel_env=PARALLEL_ENV)
+                     defaults={"family": family, "partition": partition}, parallel_env=PARALLEL_ENV,
+                     overrides=_overrides(family))
              for name, (family, partition) in NAMED_TASKS.items()]
     for family, fam in FAMILIES.items():
         label = fam.name(family, "<partition>")
         specs.append(EnvSpec(name=label, pattern=family_pattern(family), factory=FACTORY, config=MamujocoConfig,
                              tags=_tags(family), summary=fam.summary + " (any partition of the family)",
                              defaults={"family": family, "partition": default_partition(family)},
-                             parallel_env=PARALLEL_ENV))
+                             parallel_env=PARALLEL_ENV, overrides=_overrides(family)))
     return specs

@@ -380,3 +380,20 @@ def test_families_cover_the_spec_thresholds():
                           "safety_halfcheetah_6x1_velocity": 2.932, "safety_halfcheetah_2x3_velocity": 3.227,
                           "safety_hopper_3x1_velocity": 0.9613, "safety_walker2d_2x3_velocity": 1.641,
                           "safety_swimmer_2x1_velocity": 0.04891}
+
+
+def test_corridor_tasks_suggest_the_paper_budget_and_a_capped_multiplier_in_reward_units():
+    """The headline command's defaults: 1e7 env steps, λ in reward per unit cost, at most 1 (the
+    healthy reward): the keys an algorithm has are taken (nested ones key by key), the others dropped."""
+    from safenet.plugins import get_plugin_manager
+    from safenet.trainer import Selection
+
+    pm = get_plugin_manager()                 # the installed algorithm plugins, through their entry points
+    safe = Selection.resolve("dec-mappo-l", "safe_ant_8x1", pm).compose()
+    assert safe.trainer.total_steps == 10_000_000 and safe.algo.rollout_steps == 500
+    assert safe.algo.penalty_units == "reward" and safe.algo.lagrange.max_value == 1.0
+    assert safe.algo.lagrange.method == "gradient"                   # the rest of the section is kept
+    plain = Selection.resolve("ippo", "safe_manyagent_ant_2x3", pm).compose()   # no Lagrangian keys: fine
+    assert plain.trainer.total_steps == 10_000_000 and "penalty_units" not in plain.algo
+    velocity = Selection.resolve("mappo-l", "safety_hopper_3x1_velocity", pm).compose()
+    assert velocity.algo.penalty_units == "std" and velocity.trainer.total_steps != 10_000_000
