@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/headline.py train --steps 5000000 --chunk 500000 --jobs 2
     .venv/bin/python benchmarks/headline.py report            # eval 32 episodes each, json + png + table
+    .venv/bin/python benchmarks/headline.py gif --labels dec-mappo-l-k1   # a GIF of seed 0's policy
 
 Every run is an ordinary run of the headline command with the environment's defaults (only the seed,
 κ and where the run is written are set), kept in ``docs/reports/runs/headline-<label>-s<seed>/`` with
@@ -50,6 +51,14 @@ def read_rows(run: Path) -> list[dict[str, float]]:
         return [{k: float(v) for k, v in r.items() if v not in ("", None)} for r in csv.DictReader(fh)]
 
 
+def relative(path: Path) -> str:
+    """``path`` relative to the repository when inside it (so committed configs name no machine's folders)."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
 def steps_of(run: Path) -> int:
     rows = read_rows(run)
     return int(rows[-1]["env_steps"]) if rows else 0
@@ -66,7 +75,7 @@ def train_to(args, label: str, seed: int, target: int) -> None:
         cmd = [*safenet_cmd(), "train", "--resume", str(run), f"trainer.total_steps={target}"]
     else:
         cmd = [*safenet_cmd(), "train", "--algo", algo, "--env", ENV, f"seed={seed}", *extra,
-               f"trainer.total_steps={target}", f"run.dir={run.parent}", f"run.name={run.name}",
+               f"trainer.total_steps={target}", f"run.dir={relative(run.parent)}", f"run.name={run.name}",
                "run.tensorboard=false", "run.progress=plain", "run.log_interval_s=120",
                f"trainer.cpus={args.cpus}", "trainer.keep_checkpoints=1", *args.set]
     t0 = time.perf_counter()
@@ -208,9 +217,31 @@ def plot(curves: dict[str, list[list[dict]]], limit: float | None, path: Path, w
     plt.close(fig)
 
 
+def cmd_gif(args) -> None:
+    """``safenet eval --video`` of the first label's seed-0 run, then every 2nd frame at half size."""
+    from PIL import Image
+
+    run = run_dir(args, args.labels.split(",")[0], 0)
+    raw = Path(args.out).with_name(Path(args.out).name + "_raw.gif")
+    out = subprocess.run([*safenet_cmd(), "eval", str(run), "--episodes", "1", "--video", str(raw),
+                          "--video-steps", str(args.video_steps)], capture_output=True, text=True, cwd=ROOT)
+    if out.returncode != 0:
+        raise RuntimeError(f"safenet eval --video {run}: {out.stderr.strip()[-400:]}")
+    im = Image.open(raw)
+    frames, durations = [], []
+    for i in range(0, im.n_frames, 2):
+        im.seek(i)
+        frames.append(im.convert("RGB").resize((im.width // 2, im.height // 2)).quantize(64))
+        durations.append(2 * im.info.get("duration", 50))
+    gif = Path(args.out).with_suffix(".gif")
+    frames[0].save(gif, save_all=True, append_images=frames[1:], duration=durations, loop=0, optimize=True)
+    raw.unlink()
+    print(f"wrote {gif} ({gif.stat().st_size / 1e6:.1f} MB, {len(frames)} frames) from {run.name}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=("train", "report"))
+    ap.add_argument("command", choices=("train", "report", "gif"))
     ap.add_argument("--labels", default=",".join(VARIANTS), help=f"comma-separated, of {', '.join(VARIANTS)}")
     ap.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1")
     ap.add_argument("--steps", type=int, default=5_000_000, help="train: the budget every run is taken to")
@@ -221,12 +252,13 @@ def main() -> None:
     ap.add_argument("--runs", default=str(ROOT / "docs/reports/runs"))
     ap.add_argument("--episodes", type=int, default=32, help="report: evaluation episodes per run (0: none)")
     ap.add_argument("--smooth", type=int, default=5)
+    ap.add_argument("--video-steps", type=int, default=400, help="gif: env steps shown")
     ap.add_argument("--out", default=str(ROOT / "docs/reports/headline_safe_ant_8x1"))
     args = ap.parse_args()
     bad = [x for x in args.labels.split(",") if x not in VARIANTS]
     if bad:
         ap.error(f"--labels: unknown {', '.join(bad)}; valid: {', '.join(VARIANTS)}")
-    (cmd_train if args.command == "train" else cmd_report)(args)
+    {"train": cmd_train, "report": cmd_report, "gif": cmd_gif}[args.command](args)
 
 
 if __name__ == "__main__":
