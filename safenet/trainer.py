@@ -4,10 +4,11 @@ from __future__ import annotations
 import random
 import shutil
 import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -170,6 +171,8 @@ class Trainer:
         self._last_eval_steps = 0
         self._last_ckpt_time = time.monotonic()
         self._round_trip_checked = False
+        #: called with every iteration's metrics row after it is logged (e.g. a sweep reports it to Ray Tune)
+        self.listeners: list[Callable[[dict[str, float]], None]] = []
 
     def notify(self, hook: str, **kwargs: Any) -> None:
         """Call a lifecycle hook on every plugin; an exception names the plugin that raised it."""
@@ -226,7 +229,9 @@ class Trainer:
     def train(self) -> dict[str, float]:
         cfg, t, spec = self.cfg, self.cfg.trainer, self.spec
         total = int(t.total_steps)
-        handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        # signals reach only the main thread (a trial of a sweep trains in a Ray worker's thread)
+        in_main = threading.current_thread() is threading.main_thread()
+        handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)} if in_main else {}
         limits = spec.cost_limit_array()
         mask = spec.cost_mask()
         limit_row = {f"limit/{c}": float(limits[mask[:, j], j].mean()) for j, c in enumerate(spec.cost_names)}
@@ -260,6 +265,8 @@ class Trainer:
                     self.notify("safenet_evaluation_end", run=self.run, env_steps=self.env_steps, metrics=ev)
                 self.run.log(row)
                 last_row = row
+                for listener in self.listeners:
+                    listener(row)
                 self.notify("safenet_iteration_end", run=self.run, iteration=self.iteration,
                             env_steps=self.env_steps, metrics=row)
                 if self._checkpoint_due():
