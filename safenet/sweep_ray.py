@@ -180,7 +180,7 @@ def init_ray(address: str | None) -> None:
         if address:
             ray.init(address=address, **kwargs)
         else:
-            ray.init(num_cpus=machine_cpus(), **kwargs)
+            ray.init(address="local", num_cpus=machine_cpus(), **kwargs)   # never a cluster left behind by `ray start`
     except (ConnectionError, ValueError, RuntimeError) as exc:
         where = f"the Ray cluster at {address!r}" if address else "a local Ray instance"
         raise SafenetError(f"cannot start or join {where}: {str(exc).splitlines()[0] if str(exc) else exc}") from None

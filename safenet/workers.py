@@ -127,7 +127,9 @@ class RemoteCollector:
         if self._own_ray:
             from .cpus import machine_cpus
 
-            ray.init(num_cpus=max(machine_cpus(), workers), include_dashboard=False, log_to_driver=True)
+            # address="local": a new local instance, never a cluster some earlier `ray start` left behind
+            ray.init(address="local", num_cpus=max(machine_cpus(), workers), include_dashboard=False,
+                     log_to_driver=True)
         actor = ray.remote(num_cpus=1)(RolloutWorker)
         self.actors = [actor.remote(algo, env, config_yaml, first, count, game_seed, streams_seed, gamma)
                        for first, count in self.split]
