@@ -27,11 +27,16 @@ def _ray_start(args: list[str], log: Path, extra_env: dict[str, str]) -> subproc
     return subprocess.Popen(cmd, stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True, env=env)
 
 
+#: drivers on this machine take 127.0.0.1 as their node address (else Ray looks for a node at the machine's own address)
+DRIVER_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+
+
 def alive_nodes(address: str) -> int:
     code = ("import ray, logging; ray.init(address=%r, logging_level=logging.ERROR, log_to_driver=False); "
             "print(sum(n['Alive'] for n in ray.nodes()))" % address)
     try:
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                             env={**os.environ, **DRIVER_ENV})
     except subprocess.TimeoutExpired:
         return 0
     try:

@@ -17,7 +17,7 @@ import pytest
 pytest.importorskip("ray")
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ray_cluster import TwoNodeCluster  # noqa: E402
+from ray_cluster import DRIVER_ENV, TwoNodeCluster  # noqa: E402
 
 SAFENET = [sys.executable, "-m", "safenet.cli"]
 
@@ -32,9 +32,11 @@ def cluster(tmp_path_factory):
 def sweep(address: str, run_dir: Path, *args: str, wait: bool = True, timeout: float = 400):
     cmd = [*SAFENET, "sweep", "--address", address, "--table-interval", "5", *args, f"run.dir={run_dir}",
            "run.tensorboard=false", "trainer.eval_every_steps=0", "trainer.eval_episodes=4"]
+    env = {**os.environ, **DRIVER_ENV}
     if not wait:
-        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                                env=env)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def summary(sweep_dir: Path) -> list[dict[str, str]]:
