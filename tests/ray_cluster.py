@@ -23,12 +23,14 @@ def _ray_start(args: list[str], log: Path, extra_env: dict[str, str]) -> subproc
              f"--runtime-env-agent-port={free_port()}", f"--metrics-export-port={free_port()}",
              f"--node-manager-port={free_port()}", f"--object-manager-port={free_port()}"]
     cmd = [ray, "start", "--block", "--num-cpus=1", "--disable-usage-stats", *ports, *args]
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **extra_env}
+    env = {**os.environ, **RAY_ENV, **extra_env}
     return subprocess.Popen(cmd, stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True, env=env)
 
 
-#: drivers on this machine take 127.0.0.1 as their node address (else Ray looks for a node at the machine's own address)
-DRIVER_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+#: Ray 2.x clusters started by ``ray start`` require a token by default while drivers do not send one
+#: unless told to; this throwaway test cluster runs without (a real one: share the token, docs/scale-out.md)
+RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+DRIVER_ENV = RAY_ENV
 
 
 def alive_nodes(address: str) -> int:
@@ -76,13 +78,10 @@ class TwoNodeCluster:
             raise
 
     def _start(self, timeout_s: float) -> "TwoNodeCluster":
-        # Ray turns a 127.0.0.1 node address into the machine's own address unless multi-node support is
-        # off (its switch for single-machine clusters); the head runs that way, so its address is
-        # 127.0.0.1, and the second node, started normally, takes 127.0.0.1 from the head's address.
-        self.procs.append(_ray_start(["--head", "--node-ip-address=127.0.0.1", f"--port={self.port}",
+        # Ray resolves 127.0.0.1 to the machine's own address; both nodes and the drivers agree on it
+        self.procs.append(_ray_start(["--head", f"--port={self.port}",
                                       "--include-dashboard=false", f"--dashboard-port={free_port()}",
-                                      f"--ray-client-server-port={free_port()}"], self.logs / "head.log",
-                                     {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}))
+                                      f"--ray-client-server-port={free_port()}"], self.logs / "head.log", {}))
         deadline = time.monotonic() + timeout_s
         while alive_nodes(self.address) < 1:
             if time.monotonic() > deadline or self.procs[0].poll() is not None:

@@ -15,10 +15,6 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("ray")
-# NOT DONE: on this machine a driver does not yet connect to the 127.0.0.1 two-node cluster (ray.init
-# hangs; the head runs, see ray_cluster.py); skipped until fixed, so CI stays green. The same sweep on a
-# local Ray (`safenet sweep` without --address) and the kill-and-rerun logic were checked by hand.
-pytestmark = pytest.mark.skip(reason="two-node 127.0.0.1 cluster: driver connection not working yet")
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ray_cluster import DRIVER_ENV, TwoNodeCluster  # noqa: E402
@@ -99,6 +95,7 @@ def test_killed_sweep_resumes_without_redoing_finished_trials(cluster, tmp_path)
     long_rows = (d / long / "metrics.csv").read_text().splitlines()
     assert _record(d, long)["attempts"] == 2 and _record(d, long)["status"] == "completed"
     kept = [r for r in long_rows_before[1:] if r]
-    assert len(kept) >= 1 and long_rows[1: 1 + 1] == kept[:1]  # the first run's rows stay; it continued
+    # the first run's rows stay (a resumed run may add columns, e.g. evaluation ones); it continued
+    assert len(kept) >= 1 and long_rows[1].rstrip(",") == kept[0].rstrip(",")
     rows = {r["trial"]: r for r in summary(d)}
     assert rows[long]["status"] == "completed" and int(rows[long]["env_steps"]) >= 60000
