@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from .copies import CopyRNG
 from .game import GameSpec
 from .rollout import Rollout
 
@@ -28,6 +29,12 @@ class Algorithm(abc.ABC):
     #: True when ``update`` needs rollouts made of whole episodes (the trainer then refuses a
     #: ``trainer.rollout_steps`` that is not a multiple of the episode length).
     needs_whole_episodes: bool = False
+    #: True when ``act`` draws its action noise from :attr:`copy_streams` (one generator per game copy,
+    #: :mod:`safenet.copies`) whenever it is set and its copies match the batch; such an algorithm's
+    #: rollouts can be collected by ``trainer.workers`` rollout workers, bit for bit as in one process.
+    per_copy_sampling: bool = False
+    #: set by the trainer (or a rollout worker) for algorithms with :attr:`per_copy_sampling`
+    copy_streams: "CopyRNG | None" = None
 
     def __init__(self, spec: GameSpec, cfg: Any, *, seed: int = 0, device: str = "cpu") -> None:
         self.spec = spec

@@ -32,6 +32,21 @@ def _parser() -> argparse.ArgumentParser:
         if name == "train":
             sp.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
 
+    sp = sub.add_parser("sweep", help="run a grid of algos x envs x seeds x config values on Ray Tune (resumable)")
+    sp.add_argument("--algo", required=True, help="algorithm names, comma-separated")
+    sp.add_argument("--env", required=True, help="environment names, comma-separated")
+    sp.add_argument("--seeds", type=int, default=1, metavar="N", help="seeds 0..N-1 (1)")
+    sp.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                    help="a config key and its values (repeatable; trials are the product)")
+    sp.add_argument("--name", help="sweep folder under <run.dir>/sweeps/ (default: from the command, so a rerun resumes)")
+    sp.add_argument("--address", help="join this Ray cluster (default: a local Ray sized to this machine)")
+    sp.add_argument("--max-concurrent", type=int, default=0, metavar="K", help="at most K trials at once (0: as CPUs allow)")
+    sp.add_argument("--cpus-per-trial", type=int, default=1, metavar="C", help="CPUs each trial reserves and may use (1)")
+    sp.add_argument("--table-interval", type=float, default=10.0, metavar="S", help="seconds between live tables (10)")
+    sp.add_argument("--preset", help="a preset: configs/NAME.yaml or a YAML path")
+    sp.add_argument("--config", action="append", default=[], metavar="FILE", help="YAML config file (repeatable)")
+    sp.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides shared by every trial")
+
     sp = sub.add_parser("doctor", help="check the installation: plugins load, every default config composes")
     sp.add_argument("--build", action="store_true", help="also build one copy of every environment")
 
@@ -51,8 +66,8 @@ def _parser() -> argparse.ArgumentParser:
                     "(.gif with Pillow; .mp4 needs imageio with ffmpeg); the environment must render")
     sp.add_argument("--video-steps", type=int, default=300, metavar="N", help="at most N steps in the video (300)")
 
-    sp = sub.add_parser("plot", help="plot reward and cost curves of runs (seeds aggregated)")
-    sp.add_argument("run_dirs", nargs="+")
+    sp = sub.add_parser("plot", help="plot reward and cost curves of runs or sweeps (seeds aggregated)")
+    sp.add_argument("run_dirs", nargs="+", help="run directories and/or sweep folders (their trials)")
     sp.add_argument("-o", "--output", default="curves.png")
     sp.add_argument("--eval", action="store_true", help="plot evaluation curves instead of training episodes")
     return p
@@ -138,6 +153,46 @@ def cmd_train(args) -> int:
         print(f"  {k:32s} {final[k]:.4g}")
     print(f"  metrics: {trainer.run.dir / 'metrics.csv'}; plot with: safenet plot {trainer.run.dir}")
     return 0
+
+
+def cmd_sweep(args) -> int:
+    from .sweep import GridKey, plan_sweep, split_names
+    from .sweep_ray import require_ray, run_sweep
+
+    require_ray()                                    # say how to install Ray before anything else
+    if args.max_concurrent < 0:
+        raise SafenetError(f"--max-concurrent must be >= 0 (0: as the CPUs allow), got {args.max_concurrent}")
+    plan = plan_sweep(split_names(args.algo, "algo"), split_names(args.env, "env"), args.seeds,
+                      [GridKey.parse(g) for g in args.grid], args.overrides, name=args.name, preset=args.preset,
+                      files=args.config, cpus_per_trial=args.cpus_per_trial)
+    print(f"sweep {plan.name}: {len(plan.trials)} trial(s) in {plan.dir}")
+    failed, rows = run_sweep(plan, address=args.address, max_concurrent=args.max_concurrent,
+                             cpus_per_trial=args.cpus_per_trial, table_interval_s=args.table_interval)
+    print_summary(rows)
+    print(f"summary: {plan.dir / 'summary.csv'}; curves: {plan.dir / 'summary.png'} (safenet plot {plan.dir})")
+    if failed:
+        print(f"{failed} trial(s) failed; rerun the same command to retry them (finished trials are reused)",
+              file=sys.stderr)
+    return 1 if failed else 0
+
+
+def print_summary(rows: list) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    if not rows:
+        return
+    cols = [c for c in rows[0] if c not in ("trial", "node", "error")]
+    table = Table(title="sweep summary")
+    for c in cols:
+        table.add_column(c)
+    for r in rows:
+        table.add_row(*("-" if isinstance(r.get(c), float) and r[c] != r[c] else
+                        f"{r[c]:.4g}" if isinstance(r.get(c), float) else str(r.get(c, "")) for c in cols))
+    Console(width=max(160, Console().width)).print(table)
+    for r in rows:
+        if r.get("error"):
+            print(f"  {r['trial']} failed: {r['error']}")
 
 
 def cmd_doctor(args) -> int:
@@ -243,8 +298,18 @@ def write_policy_video(algo, game, path: str | Path, *, steps: int = 300, seed: 
 
 def cmd_plot(args) -> int:
     from .plot import plot_runs
+    from .sweep import is_sweep_dir, sweep_trial_dirs
 
-    out = plot_runs(args.run_dirs, args.output, prefix="eval" if args.eval else "rollout")
+    dirs: list = []
+    for d in args.run_dirs:
+        if is_sweep_dir(d):
+            trials = [t for t in sweep_trial_dirs(d) if (t / "metrics.csv").exists()]
+            if not trials:
+                raise SafenetError(f"{d}: no trial of this sweep has logged metrics yet")
+            dirs += trials
+        else:
+            dirs.append(d)
+    out = plot_runs(dirs, args.output, prefix="eval" if args.eval else "rollout")
     print(f"wrote {out}")
     return 0
 
@@ -282,7 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     handler = {"plugins": cmd_plugins, "train": cmd_train, "config": cmd_config, "eval": cmd_eval, "plot": cmd_plot,
-               "doctor": cmd_doctor}[args.command]
+               "doctor": cmd_doctor, "sweep": cmd_sweep}[args.command]
     try:
         with _one_line_plugin_warnings():
             return handler(args)

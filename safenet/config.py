@@ -44,6 +44,7 @@ class TrainerConfig:
     device: str = "cpu"                 # torch device: cpu, cuda, cuda:<index>, mps (the algorithm must support it)
     cpus: int = 0                       # CPUs the whole run may keep busy (torch and simulator threads); 0: all
     torch_threads: int = 0              # torch intra-op threads; 0: torch's default, at most trainer.cpus
+    workers: int = 0                    # Ray rollout workers sharing the n_envs copies; 0: collect in-process
 
 
 @dataclass
@@ -228,6 +229,8 @@ def validate(cfg: DictConfig) -> None:
     for key in ("total_steps", "n_envs"):
         if t[key] <= 0:
             raise ConfigError(f"trainer.{key} must be positive, got {t[key]}")
+    if t.workers < 0:
+        raise ConfigError(f"trainer.workers must be an integer >= 0 (0: collect in-process), got {t.workers}")
     for key in ("cpus", "torch_threads"):
         if t[key] < 0:
             raise ConfigError(f"trainer.{key} must be an integer >= 0 (0: {'all CPUs' if key == 'cpus' else 'the default'}), got {t[key]}")

@@ -177,10 +177,15 @@ class BatchedGame(abc.ABC):
 
     spec: GameSpec
     num_envs: int
+    #: True when every copy draws from its own generator and ``reset`` also takes a list of per-copy
+    #: seeds (:mod:`safenet.copies`): then copies split over rollout workers (``trainer.workers``)
+    #: behave exactly as in one batch.
+    per_copy_seeds: bool = False
 
     @abc.abstractmethod
     def reset(self, seed: int | None = None) -> tuple[np.ndarray, dict]:
-        """Start a fresh episode in every copy; ``seed`` makes the whole batch reproducible."""
+        """Start a fresh episode in every copy; ``seed`` makes the whole batch reproducible (games with
+        :attr:`per_copy_seeds` also take one seed per copy)."""
 
     @abc.abstractmethod
     def step(self, actions: np.ndarray) -> StepResult:

@@ -51,6 +51,9 @@ class EpisodeStats:
     lengths: list[int] = field(default_factory=list)
     #: the game's field metrics of each ended episode (``info["episode_metrics"]``), by name
     metrics: dict[str, list[float]] = field(default_factory=dict)
+    #: ``(step of the collection, copy index in the whole batch)`` where each episode ended: the
+    #: order of one process's collection, which rollout workers' episodes are merged back into
+    ends: list[tuple[int, int]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.returns)
@@ -59,20 +62,31 @@ class EpisodeStats:
 class Collector:
     """Steps a :class:`BatchedGame` with an algorithm's ``act`` and records a :class:`Rollout`."""
 
-    def __init__(self, game: BatchedGame, seed: int | None = None, gamma: float | None = None) -> None:
+    def __init__(self, game: BatchedGame, seed: int | None = None, gamma: float | None = None,
+                 first_copy: int = 0) -> None:
+        """``first_copy``: index of the game's first copy in the whole batch (a rollout worker holds
+        copies ``first_copy ..``); games with per-copy seeds seed each copy by that index."""
         self.game = game
         self.gamma = gamma
+        self.first_copy = first_copy
         spec = game.spec
         B = game.num_envs
-        self.obs, self.info = game.reset(seed=seed)
+        self.obs, self.info = game.reset(seed=self._seed(seed))
         self._ep_return = np.zeros((B, spec.n))
         self._ep_cost = np.zeros((B, spec.n, spec.max_costs))
         self._ep_len = np.zeros(B, dtype=np.int64)
         self._ep_disc = np.zeros((B, spec.n))
 
+    def _seed(self, seed: int | None):
+        if seed is None or not getattr(self.game, "per_copy_seeds", False):
+            return seed
+        from .copies import copy_seeds
+
+        return copy_seeds(seed, self.first_copy, self.game.num_envs)
+
     def restart(self, seed: int | None) -> None:
         """Start fresh episodes in every copy (used after loading a checkpoint)."""
-        self.obs, self.info = self.game.reset(seed=seed)
+        self.obs, self.info = self.game.reset(seed=self._seed(seed))
         self._ep_return[:] = 0
         self._ep_cost[:] = 0
         self._ep_len[:] = 0
@@ -86,7 +100,7 @@ class Collector:
         has_state = bool(spec.state_dim)
         stats = EpisodeStats()
         state = game.state() if has_state else None
-        for _ in range(steps):
+        for t in range(steps):
             actions, extra = algo.act(self.obs, self.info, deterministic=deterministic)
             obs2, reward, cost, term, trunc, info = game.step(actions)
             done = term | trunc
@@ -128,6 +142,7 @@ class Collector:
                 stats.returns.append(self._ep_return[b].copy())
                 stats.costs.append(self._ep_cost[b].copy())
                 stats.lengths.append(int(self._ep_len[b]))
+                stats.ends.append((t, self.first_copy + int(b)))
                 if self.gamma is not None:
                     stats.disc_returns.append(self._ep_disc[b].copy())
                     self._ep_disc[b] = 0

@@ -4,10 +4,11 @@ from __future__ import annotations
 import random
 import shutil
 import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -15,6 +16,7 @@ from omegaconf import DictConfig
 
 from . import __version__, config as cfgmod
 from .algorithm import Algorithm
+from .copies import CopyRNG
 from .cpus import set_cpu_budget, torch_threads
 from .device import resolve_device, usable_devices
 from .errors import ConfigError, IncompatibleError, SafenetError
@@ -154,15 +156,28 @@ class Trainer:
         self.cpus = bound_threads(cfg)
         seed_everything(int(cfg.seed))
         game_seed = derived_seed(int(cfg.seed), 0)
-        self.game = make_game(sel, cfg, int(t.n_envs), game_seed)
+        self.env_steps = 0
+        self.iteration = 0
+        self.workers = int(t.workers)
+        # with rollout workers the learner's own game only gives the spec (one copy)
+        self.game = make_game(sel, cfg, 1 if self.workers else int(t.n_envs), game_seed)
         self.spec = self.game.spec
         self.algo = make_algorithm(sel, self.spec, cfg)
+        if self.algo.per_copy_sampling:
+            self.algo.copy_streams = CopyRNG.for_batch(self._streams_seed(), int(t.n_envs))
         self.rollout_steps = int(t.rollout_steps) or int(getattr(self.algo, "rollout_steps", 128))
         if getattr(self.algo, "needs_whole_episodes", False) and self.rollout_steps % self.spec.episode_length:
             raise ConfigError(f"trainer.rollout_steps={self.rollout_steps}: {sel.algo.name!r} learns from whole "
                               f"episodes, so it must be a multiple of the episode length ({self.spec.episode_length})")
         self.gamma = algo_gamma(cfg)
-        self.collector = Collector(self.game, seed=game_seed, gamma=self.gamma)
+        if self.workers:
+            self._check_workers()
+            from .workers import RemoteCollector
+
+            self.collector = RemoteCollector(sel.algo_name, sel.env_name, cfgmod.to_yaml(cfg), int(t.n_envs),
+                                             self.workers, game_seed, self._streams_seed(), self.gamma)
+        else:
+            self.collector = Collector(self.game, seed=game_seed, gamma=self.gamma)
         self.eval_game: BatchedGame | None = None
         self.env_steps = 0
         self.iteration = 0
@@ -170,6 +185,23 @@ class Trainer:
         self._last_eval_steps = 0
         self._last_ckpt_time = time.monotonic()
         self._round_trip_checked = False
+        #: called with every iteration's metrics row after it is logged (e.g. a sweep reports it to Ray Tune)
+        self.listeners: list[Callable[[dict[str, float]], None]] = []
+
+    def _streams_seed(self) -> int:
+        """Seed of the per-copy action noise (:mod:`safenet.copies`); after a resume, of its position."""
+        return derived_seed(int(self.cfg.seed), 5) + self.iteration
+
+    def _check_workers(self) -> None:
+        """``trainer.workers`` needs per-copy randomness on both sides, or the batch would not be the in-process one."""
+        if not getattr(self.game, "per_copy_seeds", False):
+            raise ConfigError(f"trainer.workers={self.workers}: environment {self.sel.env_name!r} does not seed its "
+                              f"copies one by one (BatchedGame.per_copy_seeds), so its copies cannot be split over "
+                              f"workers; use trainer.workers=0")
+        if not self.algo.per_copy_sampling:
+            raise ConfigError(f"trainer.workers={self.workers}: algorithm {self.sel.algo.name!r} draws its actions for "
+                              f"the whole batch (Algorithm.per_copy_sampling), so its copies cannot be split over "
+                              f"workers; use trainer.workers=0")
 
     def notify(self, hook: str, **kwargs: Any) -> None:
         """Call a lifecycle hook on every plugin; an exception names the plugin that raised it."""
@@ -215,7 +247,12 @@ class Trainer:
         if dropped:
             print(f"resume: dropped {dropped} metrics rows logged after the checkpoint at {self.env_steps} steps")
         # copies start fresh episodes, seeded by the position in the run
-        self.collector.restart(seed=derived_seed(int(self.cfg.seed), 3) + self.iteration)
+        if self.algo.copy_streams is not None:
+            self.algo.copy_streams.reseed(self._streams_seed())
+        if self.workers:
+            self.collector.restart(derived_seed(int(self.cfg.seed), 3) + self.iteration, self._streams_seed())
+        else:
+            self.collector.restart(seed=derived_seed(int(self.cfg.seed), 3) + self.iteration)
 
     # -- the loop -------------------------------------------------------------------------------
     def _on_signal(self, signum, frame) -> None:  # noqa: ARG002
@@ -226,7 +263,9 @@ class Trainer:
     def train(self) -> dict[str, float]:
         cfg, t, spec = self.cfg, self.cfg.trainer, self.spec
         total = int(t.total_steps)
-        handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        # signals reach only the main thread (a trial of a sweep trains in a Ray worker's thread)
+        in_main = threading.current_thread() is threading.main_thread()
+        handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)} if in_main else {}
         limits = spec.cost_limit_array()
         mask = spec.cost_mask()
         limit_row = {f"limit/{c}": float(limits[mask[:, j], j].mean()) for j, c in enumerate(spec.cost_names)}
@@ -254,12 +293,16 @@ class Trainer:
                 row["time/fps"] = rollout.steps / max(t2 - t0, 1e-9)
                 row["time/collect_s"] = t1 - t0
                 row["time/update_s"] = t2 - t1
+                if self.workers:    # weights out, batches back and merging: the price of the workers
+                    row["time/workers_overhead_s"] = (t1 - t0) - self.collector.timing["worker_s"]
                 if self._eval_due(total):
                     ev = self.evaluate(int(t.eval_episodes))
                     row.update(ev)
                     self.notify("safenet_evaluation_end", run=self.run, env_steps=self.env_steps, metrics=ev)
                 self.run.log(row)
                 last_row = row
+                for listener in self.listeners:
+                    listener(row)
                 self.notify("safenet_iteration_end", run=self.run, iteration=self.iteration,
                             env_steps=self.env_steps, metrics=row)
                 if self._checkpoint_due():
@@ -280,6 +323,8 @@ class Trainer:
                 self.notify("safenet_run_end", run=self.run, status=status, error=error)
             finally:
                 self.run.close()
+                if self.workers:
+                    self.collector.close()
         return {**last, **last_row}
 
     def _eval_due(self, total: int) -> bool:
@@ -305,8 +350,12 @@ class Trainer:
         if self.eval_game is None:
             n = min(int(self.cfg.trainer.n_envs), episodes)
             self.eval_game = make_game(self.sel, self.cfg, n, derived_seed(int(self.cfg.seed), 2))
-        return evaluate(self.algo, self.eval_game, episodes, seed=derived_seed(int(self.cfg.seed), 2) + self.iteration,
-                        deterministic=bool(self.cfg.trainer.eval_deterministic), gamma=self.gamma)
+        streams, self.algo.copy_streams = self.algo.copy_streams, None    # evaluation draws nothing of training's noise
+        try:
+            return evaluate(self.algo, self.eval_game, episodes, seed=derived_seed(int(self.cfg.seed), 2) + self.iteration,
+                            deterministic=bool(self.cfg.trainer.eval_deterministic), gamma=self.gamma)
+        finally:
+            self.algo.copy_streams = streams
 
 
 def start_run(sel: Selection, cfg: DictConfig, argv: list[str] | None = None, pm: PluginManager | None = None) -> Trainer:

@@ -14,7 +14,7 @@ $PIP install -q --upgrade pip >/dev/null 2>&1 || true
 $PIP install -q "setuptools>=77" wheel
 # torch first, pinned, so nothing later pulls a CUDA build
 $PIP install -q -c constraints.txt "torch==2.13.0"
-targets=(-e ".[test,tensorboard]")
+targets=(-e ".[test,tensorboard,ray]")
 for d in envs/*/ plugins/*/; do
   [ -f "$d/pyproject.toml" ] || continue
   # distributions that declare a [test] extra get it (test-only dependencies such as gymnasium-robotics)

@@ -41,6 +41,7 @@ from typing import Any, Literal, Sequence
 import numpy as np
 
 from safenet.config import config_values
+from safenet.copies import CopyRNG
 from safenet.errors import ConfigError, SafenetError
 from safenet.exact import FiniteModel
 from safenet.game import BatchedGame, GameSpec, StepResult, to_parallel_env
@@ -135,6 +136,8 @@ class WirelessGrid(BatchedGame):
     user's local state index; :meth:`state` returns every user's bits, concatenated user by user.
     """
 
+    per_copy_seeds = True                                     # reset takes per-copy seeds (safenet.copies)
+
     def __init__(self, rows: int = 3, cols: int = 3, users_per_cell: int = 1, deadline: int = 2,
                  arrival_prob: float = 0.5, success_probs: float | Sequence[float] | None = None,
                  episode_length: int = 11, energy_budget: float = DEFAULT_ENERGY_BUDGET,
@@ -178,7 +181,7 @@ class WirelessGrid(BatchedGame):
         self._copy_ap_offset = (np.arange(B) * (self.n_aps + 1))[:, None]
         self._bits = 1 << np.arange(d)                       # bit weight of each slot
         self._top = 1 << (d - 1)                             # the newest slot's bit
-        self._rng = np.random.default_rng(seed)
+        self._rng = CopyRNG.for_batch(seed, B)               # one generator per copy (safenet.copies)
         self._s: np.ndarray | None = None                    # local state indices [B, n]
         self._t = np.zeros(B, dtype=np.int64)                # steps taken in the current episode
 
@@ -212,17 +215,17 @@ class WirelessGrid(BatchedGame):
         return self._slot.copy()
 
     # -- batched game ---------------------------------------------------------------------------
-    def _initial(self, k: int) -> np.ndarray:
-        """Fresh episodes for ``k`` copies: only the newest slot, Bernoulli(p)."""
-        return (self._rng.random((k, self.n)) < self.arrival_prob).astype(np.int64) * self._top
+    def _initial(self, copies: np.ndarray | None = None) -> np.ndarray:
+        """Fresh episodes for ``copies`` (default: all): only the newest slot, Bernoulli(p)."""
+        return (self._rng.random((self.n,), copies) < self.arrival_prob).astype(np.int64) * self._top
 
     def _obs(self, s: np.ndarray) -> np.ndarray:
         return self.bits(s).astype(np.float32)
 
-    def reset(self, seed: int | None = None) -> tuple[np.ndarray, dict]:
+    def reset(self, seed: int | Sequence[int] | None = None) -> tuple[np.ndarray, dict]:
         if seed is not None:
-            self._rng = np.random.default_rng(seed)
-        self._s = self._initial(self.num_envs)
+            self._rng = CopyRNG.for_batch(seed, self.num_envs)
+        self._s = self._initial()
         self._t[:] = 0
         return self._obs(self._s), {"local_state": self._s.copy()}
 
@@ -255,7 +258,7 @@ class WirelessGrid(BatchedGame):
         counts = np.bincount(bins.ravel(), minlength=B * (self.n_aps + 1))
         sole = sending & (counts[bins] == 1)
         has_packet = ((s >> slot) & 1).astype(bool)
-        u = self._rng.random((2, B, n))
+        u = self._rng.random((2, n)).transpose(1, 0, 2)                   # [2, B, n], per copy
         success = sole & has_packet & (u[0] < self._q.ravel()[flat])
         s = s & ~(success.astype(np.int64) << slot)                        # delivered packets leave
         s = (s >> 1) | ((u[1] < self.arrival_prob).astype(np.int64) * self._top)  # age, then arrivals
@@ -270,7 +273,7 @@ class WirelessGrid(BatchedGame):
             info["final_local_state"] = s.copy()
             info["final_state"] = info["final_obs"].reshape(B, -1)
             s = s.copy()
-            s[truncated] = self._initial(int(truncated.sum()))
+            s[truncated] = self._initial(np.flatnonzero(truncated))
             self._t[truncated] = 0
         self._s = s
         info["local_state"] = s.copy()

@@ -20,11 +20,12 @@ Coupled HalfCheetah the mean of both cheetahs' ``vx - 0.1 |a_k|^2``; Hopper / Wa
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
 from safenet.config import config_values
+from safenet.copies import CopyRNG
 from safenet.errors import SafenetError
 from safenet.game import BatchedGame, GameSpec, StepResult, to_parallel_env
 
@@ -55,6 +56,8 @@ class MamujocoGame(BatchedGame):
     ``hops`` (tests and advanced use) replaces each agent's observed joint rings, e.g. to reproduce
     another library's observation layout; by default they come from the joint graph and ``agent_obsk``.
     """
+
+    per_copy_seeds = True                                     # reset takes per-copy seeds (safenet.copies)
 
     def __init__(self, cfg: MamujocoConfig | None = None, num_envs: int = 1, seed: int | None = None,
                  hops: list[list[list[str]]] | None = None) -> None:
@@ -153,7 +156,7 @@ class MamujocoGame(BatchedGame):
         track = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, robot.main_body) if robot.kind == "ant" else None
         self.sim = Simulator(m, self.frame_skip, cfg.threads, self.src, lay, n_controls=len(cols), track_body=track,
                              clock_control=(bomb_act, bomb_control) if bomb_act is not None else None)
-        self._rng = np.random.default_rng(seed)
+        self._rng = CopyRNG.for_batch(seed, B)       # one generator per copy (safenet.copies)
         self._t = np.zeros(B, dtype=np.int64)
         self._ready = False
         self._renderer = None
@@ -236,22 +239,23 @@ class MamujocoGame(BatchedGame):
         self._last_state = state
         return obs, state
 
-    def _fresh(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Gymnasium's initial-state noise around the model's rest pose."""
+    def _fresh(self, copies: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Gymnasium's initial-state noise around the model's rest pose, for ``copies`` (default: all),
+        each from its own generator."""
         m, s = self.model, (self.cfg.reset_noise_scale if self.cfg.reset_noise_scale is not None
                             else self.robot.reset_noise)
-        qpos = m.qpos0[None, :] + self._rng.uniform(-s, s, size=(k, m.nq))
+        qpos = m.qpos0[None, :] + self._rng.uniform(-s, s, (m.nq,), copies)
         if self.robot.qvel_noise == "normal":
-            qvel = s * self._rng.standard_normal((k, m.nv))
+            qvel = s * self._rng.standard_normal((m.nv,), copies)
         else:
-            qvel = self._rng.uniform(-s, s, size=(k, m.nv))
+            qvel = self._rng.uniform(-s, s, (m.nv,), copies)
         return qpos, qvel
 
     # -- protocol ----------------------------------------------------------------------------------
-    def reset(self, seed: int | None = None) -> tuple[np.ndarray, dict]:
+    def reset(self, seed: int | Sequence[int] | None = None) -> tuple[np.ndarray, dict]:
         if seed is not None:
-            self._rng = np.random.default_rng(seed)
-        qpos, qvel = self._fresh(self.num_envs)
+            self._rng = CopyRNG.for_batch(seed, self.num_envs)
+        qpos, qvel = self._fresh()
         obs = self.set_state(qpos, qvel)
         return obs, {"state": self.state()}
 
@@ -302,7 +306,7 @@ class MamujocoGame(BatchedGame):
         if done:
             info["final_obs"], info["final_state"] = obs, state
             ids = np.flatnonzero(terminated | truncated)
-            qpos, qvel = self._fresh(len(ids))
+            qpos, qvel = self._fresh(ids)
             self.sim.set_state(ids, qpos, qvel)
             self._t[ids] = 0
             self._features(c)

@@ -62,6 +62,8 @@ class PPOFamily(Algorithm):
     sequential: bool = True
     #: cost critics and Lagrange multipliers
     constrained: bool = False
+    #: action noise per game copy when the trainer sets ``copy_streams`` (safenet.copies)
+    per_copy_sampling = True
 
     def __init__(self, spec: GameSpec, cfg: PPOConfig, *, seed: int = 0, device: str = "cpu") -> None:
         super().__init__(spec, cfg, seed=seed, device=device)
@@ -180,7 +182,11 @@ class PPOFamily(Algorithm):
             x = (x[self.pol_idx] * self.pol_mask[:, :, None, None]).transpose(0, 2, 1, 3).reshape(self.n, x.shape[1], -1)
         if self.acting is None:
             self.acting = NumpyPolicy(self.policy)
-        a, logp = self.acting.act(x, self.act_rng, deterministic)
+        # per-copy action noise when the trainer set copy streams for this batch (trainer.workers splits
+        # the copies over processes; the draws stay those of one process), else the algorithm's own stream
+        streams = self.copy_streams
+        rng = streams.along(1) if streams is not None and len(lead) == 1 and len(streams) == lead[0] else self.act_rng
+        a, logp = self.acting.act(x, rng, deterministic)
         logp = logp.T.reshape(*lead, self.n)
         if self.spec.action_kind == "discrete":
             return a.T.reshape(*lead, self.n).astype(np.int64), {"logp": logp}
