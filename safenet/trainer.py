@@ -310,8 +310,15 @@ class Trainer:
 
 
 def start_run(sel: Selection, cfg: DictConfig, argv: list[str] | None = None, pm: PluginManager | None = None) -> Trainer:
+    from .paths import writable_dir
+
     pm = pm or get_plugin_manager()
-    path = new_run_dir(cfg.run.dir, sel.algo.name, cfgmod_name(sel.env_name), int(cfg.seed), cfg.run.name)
+    writable_dir(cfg.run.dir, "run.dir")
+    try:
+        path = new_run_dir(cfg.run.dir, sel.algo.name, cfgmod_name(sel.env_name), int(cfg.seed), cfg.run.name)
+    except OSError as exc:
+        raise SafenetError(f"run.dir={cfg.run.dir}: cannot create the run directory ({exc}); "
+                           f"give a folder you can write to") from None
     run = Run(path, tensorboard=bool(cfg.run.tensorboard))
     run.write_config(cfgmod.to_yaml(cfg))
     plugins = {i.distribution: i.version for i in pm.infos}
@@ -351,7 +358,7 @@ def resume_run(path: str | Path, overrides: list[str] = (), pm: PluginManager | 
         raise SafenetError(f"--resume {path}: no such directory")
     _, sel, cfg = read_run(path, pm, what="--resume ")
     if overrides:
-        cfg = cfgmod._merge(cfg, cfgmod.parse_overrides(overrides), "command line")
+        cfg = cfgmod.merge_overrides(cfg, overrides)
         cfgmod.validate(cfg)
     run = Run(path, resumed=True, tensorboard=bool(cfg.run.tensorboard))
     trainer = Trainer(sel, cfg, run, pm)
