@@ -138,16 +138,26 @@ ENV = [
 ]
 
 
+_VARS = ("SAFENET_PLUGINS", "SAFENET_STRICT_PLUGINS", "SAFENET_DISABLE_PLUGIN_AUTOLOAD", "SAFENET_DISABLE_PLUGINS")
+
+
+@pytest.fixture(scope="module")
+def installed_pm():
+    """One manager of the installed plugins for the whole table (loading entry points is the slow part)."""
+    with pytest.MonkeyPatch.context() as mp:
+        for var in _VARS:
+            mp.delenv(var, raising=False)
+        return plugins_mod.PluginManager()
+
+
 @pytest.fixture
-def real_plugins(monkeypatch, tmp_path):
-    """The installed plugins, a fresh plugin manager, the working folder a temp folder."""
-    for var in ("SAFENET_PLUGINS", "SAFENET_STRICT_PLUGINS", "SAFENET_DISABLE_PLUGIN_AUTOLOAD",
-                "SAFENET_DISABLE_PLUGINS"):
+def real_plugins(monkeypatch, tmp_path, installed_pm):
+    """The installed plugins, the working folder a temp folder."""
+    for var in _VARS:
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(plugins_mod, "_MANAGER", None)
+    monkeypatch.setattr(plugins_mod, "_MANAGER", installed_pm)
     monkeypatch.chdir(tmp_path)
     yield tmp_path
-    plugins_mod._MANAGER = None
 
 
 def assert_usage_error(rc: int, err: str, command: str, *words: str) -> str:
@@ -172,17 +182,14 @@ def test_bad_config_value(real_plugins, capsys, argv, key, value):
 # ------------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory) -> Path:
+def trained_run(tmp_path_factory, installed_pm) -> Path:
     """One short run of ippo on grid_wireless_3x3 (eval and plot read it)."""
     root = tmp_path_factory.mktemp("trained")
     with pytest.MonkeyPatch.context() as mp:
-        for var in ("SAFENET_PLUGINS", "SAFENET_DISABLE_PLUGIN_AUTOLOAD", "SAFENET_DISABLE_PLUGINS"):
-            mp.delenv(var, raising=False)
-        mp.setattr(plugins_mod, "_MANAGER", None)
+        mp.setattr(plugins_mod, "_MANAGER", installed_pm)
         from safenet.cli import main
 
         assert main(["train", "--algo", "ippo", "--env", "grid_wireless_3x3", f"run.dir={root}", *FAST]) == 0
-        plugins_mod._MANAGER = None
     (run_dir,) = root.iterdir()
     return run_dir
 
