@@ -380,3 +380,16 @@ def test_families_cover_the_spec_thresholds():
                           "safety_halfcheetah_6x1_velocity": 2.932, "safety_halfcheetah_2x3_velocity": 3.227,
                           "safety_hopper_3x1_velocity": 0.9613, "safety_walker2d_2x3_velocity": 1.641,
                           "safety_swimmer_2x1_velocity": 0.04891}
+
+
+@pytest.mark.parametrize("name,signed", [("safety_swimmer_2x1_velocity", True), ("safety_halfcheetah_6x1_velocity", False)])
+def test_velocity_cost_sign_follows_safety_gymnasium(name, signed):
+    """safety-gymnasium's multi-agent velocity task: Swimmer's cost is on the signed x velocity
+    (fast backwards costs nothing); robots without a y coordinate use |vx|."""
+    game = make_task(name)
+    threshold = game.velocity_threshold
+    qpos, qvel = rest(game)
+    qvel[0] = -(3.0 * threshold + 1.0)                                             # fast backwards along x
+    _, _, cost, _, _, info = _step_from(game, qpos, qvel)
+    assert info["x_velocity"][0] < -threshold
+    assert (not cost.any()) if signed else cost.all()
