@@ -183,8 +183,13 @@ def _only_known(suggestions: Mapping[str, Any], section: DictConfig) -> dict:
     return {k: v for k, v in suggestions.items() if k in section}
 
 
+#: the folder holding the core package (a checkout's root, with ``configs/``, in an editable install)
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+
+
 def find_preset(name: str, search: Sequence[Path] = ()) -> Path:
-    """``configs/NAME.yaml`` (searched from the current folder up) or a path to a YAML file."""
+    """``configs/NAME.yaml`` (searched from the current folder up, then next to the package, so it
+    works from any directory) or a path to a YAML file."""
     p = Path(name)
     if p.suffix in (".yaml", ".yml") and p.exists():
         return p
