@@ -193,8 +193,8 @@ class Trainer:
                 "no checkpoint was written yet (resume starts from the beginning)")
         raise NonFiniteError(
             f"training stopped at iteration {iteration}: non-finite {what} {when}; {kept}. Remove the "
-            f"cause (e.g. a smaller learning rate as an override) and continue with: safenet train --resume "
-            f"{self.run.dir}")
+            f"cause (a learning rate, clip or scale too large for this game) and continue with: safenet train "
+            f"--resume {self.run.dir} [key=value ...]")
 
     def checkpoint(self) -> Path:
         state = self.state()
