@@ -216,8 +216,23 @@ def cmd_doctor(args) -> int:
 def cmd_eval(args) -> int:
     from .trainer import algo_gamma, evaluate, load_trained, make_game
 
+    from .config import SEED_MAX
+    from .device import parse_device
+    from .paths import output_file
+
     if args.episodes <= 0:
         raise SafenetError(f"--episodes must be positive, got {args.episodes}")
+    if not 0 <= args.seed <= SEED_MAX:
+        raise SafenetError(f"--seed {args.seed}: must be an integer in [0, {SEED_MAX}]")
+    if args.device is not None:
+        parse_device(args.device, "--device")
+    if args.video:
+        if args.video_steps <= 0:
+            raise SafenetError(f"--video-steps must be positive, got {args.video_steps}")
+        output_file(args.video, "--video", VIDEO_FORMATS, kind="video")
+    if args.checkpoint and not Path(args.checkpoint).is_file():
+        raise SafenetError(f"--checkpoint {args.checkpoint}: no such file; the run's checkpoints are in "
+                           f"{Path(args.run_dir) / 'checkpoints'}")
     trained = load_trained(args.run_dir, min(args.episodes, 64), args.seed, args.checkpoint, device=args.device)
     sel, cfg, game, algo, state, ckpt = (trained.sel, trained.cfg, trained.game, trained.algo, trained.state,
                                          trained.checkpoint)
@@ -297,9 +312,11 @@ def write_policy_video(algo, game, path: str | Path, *, steps: int = 300, seed: 
 
 
 def cmd_plot(args) -> int:
+    from .paths import PLOT_FORMATS, output_file
     from .plot import plot_runs
     from .sweep import is_sweep_dir, sweep_trial_dirs
 
+    output_file(args.output, "-o", PLOT_FORMATS)
     dirs: list = []
     for d in args.run_dirs:
         if is_sweep_dir(d):

@@ -20,42 +20,69 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
+from omegaconf.nodes import StringNode
 
-from .device import parse_device
+from .device import CHOICES as DEVICE_CHOICES, parse_device
 from .errors import ConfigError, close_matches
 from .specs import AlgorithmSpec, EnvSpec
+from .validation import YAML_BOOL_WORDS, show_value, allowed_text, check_config, param
+
+
+#: the seeds a run accepts (numpy's legacy seeding takes 32-bit seeds; the game, algorithm and
+#: evaluation streams are derived from it with numpy's SeedSequence)
+SEED_MAX = 2**32 - 1
+
+
+def _device_problem(value: Any) -> str | None:
+    try:
+        parse_device(str(value))
+    except ConfigError:
+        return f"one of {DEVICE_CHOICES}"
+    return None
+
+
+def _run_name_problem(value: Any) -> str | None:
+    name = str(value)
+    if name in (".", "..") or "/" in name or "\\" in name or name.startswith("~") or Path(name).is_absolute():
+        return "a plain folder name inside run.dir (no '/', '..' or absolute path; set run.dir for the parent)"
+    return None
+
+
+def _dir_problem(value: Any) -> str | None:
+    return "a folder path (not empty)" if not str(value).strip() else None
 
 
 @dataclass
 class TrainerConfig:
     """The training loop (core defaults)."""
 
-    total_steps: int = 100_000          # environment steps (summed over the n_envs copies)
-    n_envs: int = 8                     # copies of the game stepped together
-    rollout_steps: int = 0              # steps per copy per iteration; 0: the algorithm's choice
-    eval_every_steps: int = 20_000      # env steps between evaluations (0: only at the end; -1: never)
-    eval_episodes: int = 16
-    eval_deterministic: bool = True     # greedy actions in evaluation (false: sample the policy)
-    checkpoint_every: int = 0           # iterations between checkpoints; 0: every checkpoint_interval_s
-    checkpoint_interval_s: float = 30.0 # seconds between checkpoints when checkpoint_every is 0
-    keep_checkpoints: int = 3
-    device: str = "cpu"                 # torch device: cpu, cuda, cuda:<index>, mps (the algorithm must support it)
-    cpus: int = 0                       # CPUs the whole run may keep busy (torch and simulator threads); 0: all
-    torch_threads: int = 0              # torch intra-op threads; 0: torch's default, at most trainer.cpus
-    workers: int = 0                    # Ray rollout workers sharing the n_envs copies; 0: collect in-process
+    total_steps: int = param(100_000, ge=1)          # environment steps (summed over the n_envs copies)
+    n_envs: int = param(8, ge=1)                     # copies of the game stepped together
+    rollout_steps: int = param(0, ge=0)              # steps per copy per iteration; 0: the algorithm's choice
+    eval_every_steps: int = param(20_000, ge=-1)     # env steps between evaluations (0: only at the end; -1: never)
+    eval_episodes: int = param(16, ge=1)
+    eval_deterministic: bool = True                  # greedy actions in evaluation (false: sample the policy)
+    checkpoint_every: int = param(0, ge=0)           # iterations between checkpoints; 0: every checkpoint_interval_s
+    checkpoint_interval_s: float = param(30.0, ge=0) # seconds between checkpoints when checkpoint_every is 0 (0: every iteration)
+    keep_checkpoints: int = param(3, ge=1)
+    # torch device: cpu, cuda, cuda:<index>, mps (the algorithm must support it, and this machine have it)
+    device: str = param("cpu", check=_device_problem)
+    cpus: int = param(0, ge=0)                       # CPUs the whole run may keep busy (torch and simulator threads); 0: all
+    torch_threads: int = param(0, ge=0)              # torch intra-op threads; 0: torch's default, at most trainer.cpus
+    workers: int = param(0, ge=0)                    # Ray rollout workers sharing the n_envs copies; 0: collect in-process
 
 
 @dataclass
 class RunSection:
     """Where and how a run is recorded."""
 
-    dir: str = "runs"                   # parent folder of run directories
-    name: str = ""                      # run directory name; empty: <date>-<algo>-<env>-s<seed>
-    tensorboard: bool = True            # write TensorBoard events when tensorboard is installed
-    progress: str = "auto"              # auto | bar | plain | none
-    log_interval_s: float = 10.0        # seconds between plain progress lines
+    dir: str = param("runs", check=_dir_problem)     # parent folder of run directories
+    name: str = param("", check=_run_name_problem)   # run directory name; empty: <date>-<algo>-<env>-s<seed>
+    tensorboard: bool = True                         # write TensorBoard events when tensorboard is installed
+    progress: str = param("auto", choices=("auto", "bar", "plain", "none"))
+    log_interval_s: float = param(10.0, gt=0)        # seconds between plain progress lines
 
 
 CORE_SECTIONS = ("seed", "trainer", "run", "algo", "env")
@@ -63,7 +90,7 @@ CORE_SECTIONS = ("seed", "trainer", "run", "algo", "env")
 
 def _schema(algo: AlgorithmSpec, env: EnvSpec) -> DictConfig:
     root = dataclasses.make_dataclass("RunConfig", [
-        ("seed", int, field(default=0)),
+        ("seed", int, param(0, ge=0, le=SEED_MAX)),
         ("algo", algo.config, field(default_factory=algo.config)),
         ("env", env.config, field(default_factory=env.config)),
         ("trainer", TrainerConfig, field(default_factory=TrainerConfig)),
@@ -94,21 +121,23 @@ def _leaves(layer: Any, prefix: str = "") -> list[tuple[str, Any]]:
     return out
 
 
-def _merge(cfg: DictConfig, layer: Any, layer_name: str) -> DictConfig:
+def _merge(cfg: DictConfig, layer: Any, layer_name: str, raw: Mapping[str, str] | None = None) -> DictConfig:
+    """``cfg`` with ``layer`` merged on top; an error names the layer, the full key, the value given and
+    what the key accepts. ``raw``: the text the user typed for each key (command-line overrides)."""
     try:
         return OmegaConf.merge(cfg, layer)  # type: ignore[return-value]
     except OmegaConfBaseException as exc:
         if getattr(exc, "full_key", None) or getattr(exc, "key", None):
-            raise _as_config_error(exc, cfg, layer_name) from None
+            raise _as_config_error(exc, cfg, layer_name, layer, raw) from None
         # omegaconf did not say which key: merge the layer's values one at a time to find it
         for path, value in _leaves(layer):
             try:
                 OmegaConf.merge(cfg, _nest(path, value))
             except OmegaConfBaseException as one:
-                one_key = getattr(one, "full_key", None) or path
-                msg = str(one).splitlines()[0] if str(one) else type(one).__name__
-                raise ConfigError(f"{layer_name}: bad value for {one_key!r}: {msg}") from None
-        raise _as_config_error(exc, cfg, layer_name) from None
+                if not (getattr(one, "full_key", None) or getattr(one, "key", None)):
+                    one.full_key = path  # type: ignore[attr-defined]
+                raise _as_config_error(one, cfg, layer_name, layer, raw) from None
+        raise _as_config_error(exc, cfg, layer_name, layer, raw) from None
 
 
 def _nest(path: str, value: Any) -> dict:
@@ -118,7 +147,22 @@ def _nest(path: str, value: Any) -> dict:
     return out
 
 
-def _as_config_error(exc: OmegaConfBaseException, cfg: DictConfig, layer_name: str) -> ConfigError:
+def _given(layer: Any, key: str, raw: Mapping[str, str] | None) -> str | None:
+    """The value ``layer`` gives ``key``, as the user wrote it (when known)."""
+    if raw and key in raw:
+        return raw[key]
+    try:
+        node = layer if isinstance(layer, DictConfig) else OmegaConf.create(layer)
+        value = OmegaConf.select(node, key, default=None, throw_on_missing=False)
+    except Exception:  # noqa: BLE001 - only used to word a message
+        return None
+    if isinstance(value, (DictConfig, ListConfig)):
+        value = OmegaConf.to_container(value)
+    return show_value(value)
+
+
+def _as_config_error(exc: OmegaConfBaseException, cfg: DictConfig, layer_name: str, layer: Any = None,
+                     raw: Mapping[str, str] | None = None) -> ConfigError:
     key = getattr(exc, "full_key", None) or getattr(exc, "key", None) or "?"
     msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     kind = type(exc).__name__
@@ -129,6 +173,10 @@ def _as_config_error(exc: OmegaConfBaseException, cfg: DictConfig, layer_name: s
         valid = [k for k in _all_keys(cfg) if "." in str(key) and k.startswith(section + ".") and k.count(".") == 1]
         listing = f"; valid keys in {section!r}: {', '.join(k.split('.', 1)[1] for k in valid)}" if valid else ""
         return ConfigError(f"{layer_name}: unknown config key {key!r}{hint}{listing}")
+    given = _given(layer, str(key), raw) if layer is not None else None
+    allowed = allowed_text(cfg, str(key))
+    if given is not None and allowed:
+        return ConfigError(f"{layer_name}: bad value for {key!r}: {key}={given}: must be {allowed}")
     return ConfigError(f"{layer_name}: bad value for {key!r}: {msg}")
 
 
@@ -147,8 +195,13 @@ def _only_known(suggestions: Mapping[str, Any], section: DictConfig) -> dict:
     return out
 
 
+#: the folder holding the core package (a checkout's root, with ``configs/``, in an editable install)
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+
+
 def find_preset(name: str, search: Sequence[Path] = ()) -> Path:
-    """``configs/NAME.yaml`` (searched from the current folder up) or a path to a YAML file."""
+    """``configs/NAME.yaml`` (searched from the current folder up, then next to the package, so it
+    works from any directory) or a path to a YAML file."""
     p = Path(name)
     if p.suffix in (".yaml", ".yml") and p.exists():
         return p
@@ -188,6 +241,31 @@ def parse_overrides(overrides: Iterable[str]) -> DictConfig:
         raise ConfigError(f"command line: cannot parse overrides: {exc}") from None
 
 
+def raw_overrides(overrides: Iterable[str]) -> dict[str, str]:
+    """``key -> value`` exactly as typed on the command line."""
+    return dict(item.split("=", 1) for item in overrides if "=" in item)
+
+
+def _string_node(cfg: DictConfig, key: str) -> bool:
+    node: Any = cfg
+    for part in key.split("."):
+        if not isinstance(node, DictConfig) or part not in node:
+            return False
+        node = node._get_node(part)
+    return isinstance(node, StringNode)
+
+
+def merge_overrides(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
+    """Merge ``key=value`` overrides. A string key keeps the word typed (``run.progress=off`` is the
+    string ``off``, not YAML's boolean false)."""
+    layer = parse_overrides(overrides)
+    raw = raw_overrides(overrides)
+    for key, text in raw.items():
+        if text.strip().lower() in YAML_BOOL_WORDS and _string_node(cfg, key):
+            OmegaConf.update(layer, key, text.strip(), force_add=True)
+    return _merge(cfg, layer, "command line", raw)
+
+
 def compose(algo: AlgorithmSpec, env: EnvSpec, *, implied: Mapping[str, Any] | None = None,
             preset: str | None = None, files: Sequence[str] = (), overrides: Sequence[str] = ()) -> DictConfig:
     """Build the resolved run config (see the module docstring for the layer order)."""
@@ -209,13 +287,15 @@ def compose(algo: AlgorithmSpec, env: EnvSpec, *, implied: Mapping[str, Any] | N
     for f in files:
         cfg = _merge(cfg, load_yaml(f, f"--config {f}"), f"--config {f}")
     if overrides:
-        cfg = _merge(cfg, parse_overrides(overrides), "command line")
+        cfg = merge_overrides(cfg, overrides)
     validate(cfg)
     return cfg
 
 
 def validate(cfg: DictConfig) -> None:
-    """Missing values and dataclass ``__post_init__`` checks, as :class:`ConfigError`."""
+    """Every check of a composed config, as :class:`ConfigError` naming the key: missing values, the
+    dataclasses' ``__post_init__`` checks, then the constraints declared on every field
+    (:mod:`safenet.validation`) and finite floats everywhere."""
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         raise ConfigError(f"config keys without a value: {', '.join(missing)}")
@@ -223,20 +303,11 @@ def validate(cfg: DictConfig) -> None:
         OmegaConf.to_object(cfg)
     except OmegaConfBaseException as exc:
         raise _as_config_error(exc, cfg, "config") from None
+    except ConfigError:
+        raise
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"config: {exc}") from None
-    t = cfg.trainer
-    for key in ("total_steps", "n_envs"):
-        if t[key] <= 0:
-            raise ConfigError(f"trainer.{key} must be positive, got {t[key]}")
-    if t.workers < 0:
-        raise ConfigError(f"trainer.workers must be an integer >= 0 (0: collect in-process), got {t.workers}")
-    for key in ("cpus", "torch_threads"):
-        if t[key] < 0:
-            raise ConfigError(f"trainer.{key} must be an integer >= 0 (0: {'all CPUs' if key == 'cpus' else 'the default'}), got {t[key]}")
-    parse_device(t.device)
-    if cfg.run.progress not in ("auto", "bar", "plain", "none"):
-        raise ConfigError(f"run.progress must be one of auto, bar, plain, none; got {cfg.run.progress!r}")
+    check_config(cfg)
 
 
 def config_values(cls: type, cfg: Any = None, *, what: str = "env") -> dict[str, Any]:

@@ -133,17 +133,22 @@ def pair_problems(pm: PluginManager, build: bool, broken: set[int] = frozenset()
     return pairs, out
 
 
-def preset_problems(folder: Path) -> tuple[int, list[str]]:
-    from .config import find_preset, load_yaml
+def preset_problems(folder: Path | None = None) -> tuple[int, list[str]]:
+    """Parse every preset ``--preset`` can find: ``configs/`` of ``folder`` (default: the current
+    folder) and of the safenet checkout, so the check is the same from any directory."""
+    from .config import PACKAGE_ROOT, load_yaml
 
-    presets = sorted({p.stem for p in (folder / "configs").glob("*.yaml")})
+    files = {}
+    for base in (PACKAGE_ROOT, folder or Path.cwd()):
+        for p in sorted((base / "configs").glob("*.yaml")):
+            files[p.resolve()] = p
     out = []
-    for preset in presets:
+    for path in sorted(files.values()):
         try:
-            load_yaml(find_preset(preset), f"preset {preset!r}")
+            load_yaml(path, f"preset {path.stem!r}")
         except SafenetError as exc:
             out.append(str(exc))
-    return len(presets), out
+    return len(files), out
 
 
 def diagnose(pm: PluginManager, *, build: bool = False, folder: Path | None = None) -> Report:
@@ -155,6 +160,6 @@ def diagnose(pm: PluginManager, *, build: bool = False, folder: Path | None = No
     report.problems += found
     report.pairs, found = pair_problems(pm, build, broken)
     report.problems += found
-    report.presets, found = preset_problems(folder or Path.cwd())
+    report.presets, found = preset_problems(folder)
     report.problems += found
     return report

@@ -13,6 +13,20 @@ class ConfigError(SafenetError):
     """A config key or value is wrong; the message names the key's full path."""
 
 
+class ConfigValueError(ConfigError, ValueError):
+    """A config value outside what its key allows (see :mod:`safenet.validation`); also a ValueError so
+    code that builds config dataclasses directly can catch it as one."""
+
+
+class RunFileError(SafenetError):
+    """A file of a run directory (config.yaml, meta.json, metrics.csv, a checkpoint) is damaged or
+    belongs to another run; the message names the file and what to do."""
+
+
+class NonFiniteError(SafenetError):
+    """Training produced nan/inf (a loss, a parameter, a multiplier or an observation)."""
+
+
 class RegistryError(SafenetError):
     """Unknown, duplicate or incompatible algorithm/environment names."""
 

@@ -14,17 +14,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .validation import param
+
 
 @dataclass
 class LagrangeConfig:
     enabled: bool = True
-    method: str = "gradient"    # gradient | pid
-    lr: float = 0.05
-    init: float = 0.0
-    max_value: float = 100.0
-    kp: float = 0.1
-    ki: float = 0.01
-    kd: float = 0.0
+    method: str = param("gradient", choices=("gradient", "pid"))
+    lr: float = param(0.05, ge=0)               # "gradient": step size of λ
+    init: float = param(0.0, ge=0)              # λ at the start
+    max_value: float = param(100.0, gt=0, finite=False)  # λ is clipped to [0, max_value] (inf: no cap)
+    kp: float = param(0.1, ge=0)                # "pid" gains
+    ki: float = param(0.01, ge=0)
+    kd: float = param(0.0, ge=0)
 
 
 class LagrangeMultipliers:

@@ -16,14 +16,19 @@ from .runs import METRICS_FILE, is_run_dir
 
 
 def _read(path: Path) -> dict[str, np.ndarray]:
-    with open(path / METRICS_FILE, newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    from .runs import MetricsCSV, damaged_metrics
+
+    metrics = MetricsCSV(path / METRICS_FILE)
+    rows = metrics.read()
     if not rows:
         return {}
     cols = {}
     for k in rows[0]:
         vals = [r.get(k, "") for r in rows]
-        cols[k] = np.array([float(v) if v not in ("", None) else np.nan for v in vals])
+        try:
+            cols[k] = np.array([float(v) if v not in ("", None) else np.nan for v in vals])
+        except (TypeError, ValueError):
+            raise damaged_metrics(metrics.path, f"column {k!r} holds a value that is not a number") from None
     return cols
 
 

@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 import torch
 
-from .errors import SafenetError
+from .errors import RunFileError, SafenetError
 
 CONFIG_FILE, META_FILE, METRICS_FILE, CKPT_DIR, LATEST = "config.yaml", "meta.json", "metrics.csv", "checkpoints", "latest"
 
@@ -70,6 +70,16 @@ def git_sha() -> str | None:
         return None
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def damaged_metrics(path: Path, why: str) -> RunFileError:
+    return RunFileError(f"{path} is damaged ({why}); move it aside (e.g. to {path.name}.bak) and the run "
+                        f"starts a new {path.name} from here on")
+
+
 class MetricsCSV:
     """Appends rows to ``metrics.csv``; a new column rewrites the file once (atomically)."""
 
@@ -77,15 +87,22 @@ class MetricsCSV:
         self.path = Path(path)
         self.columns: list[str] = []
         if self.path.exists():
-            with open(self.path, newline="") as fh:
-                reader = csv.reader(fh)
-                self.columns = next(reader, [])
+            try:
+                with open(self.path, newline="") as fh:
+                    self.columns = next(csv.reader(fh), [])
+            except (OSError, UnicodeDecodeError, csv.Error) as exc:
+                raise damaged_metrics(self.path, _first_line(exc)) from None
+            if self.columns and "env_steps" not in self.columns:
+                raise damaged_metrics(self.path, "its header has no env_steps column")
 
     def read(self) -> list[dict[str, str]]:
         if not self.path.exists():
             return []
-        with open(self.path, newline="") as fh:
-            return list(csv.DictReader(fh))
+        try:
+            with open(self.path, newline="") as fh:
+                return list(csv.DictReader(fh))
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise damaged_metrics(self.path, _first_line(exc)) from None
 
     def _rewrite(self, rows: list[Mapping[str, Any]]) -> None:
         buf = io.StringIO()
@@ -109,12 +126,18 @@ class MetricsCSV:
         row; returns how many rows were dropped."""
         if not self.path.exists():
             return 0
-        text = self.path.read_text()
+        try:
+            text = self.path.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise damaged_metrics(self.path, _first_line(exc)) from None
         partial = 0
         if text and not text.endswith("\n"):              # killed in the middle of an append
             text, partial = text[: text.rfind("\n") + 1], 1
         rows = list(csv.DictReader(io.StringIO(text)))
-        keep = [r for r in rows if int(float(r.get("env_steps", 0) or 0)) <= env_steps]
+        try:
+            keep = [r for r in rows if int(float(r.get("env_steps", 0) or 0)) <= env_steps]
+        except (TypeError, ValueError) as exc:
+            raise damaged_metrics(self.path, f"an env_steps value is not a number: {_first_line(exc)}") from None
         if partial or len(keep) != len(rows):
             self._rewrite(keep)
         return len(rows) - len(keep) + partial
@@ -160,7 +183,18 @@ class Run:
         atomic_write_text(self.dir / META_FILE, json.dumps({**base, **meta}, indent=2, default=str))
 
     def meta(self) -> dict[str, Any]:
-        return json.loads((self.dir / META_FILE).read_text())
+        """``meta.json``; a damaged one (or one without the algorithm and environment) is a
+        :class:`RunFileError` naming the file."""
+        path = self.dir / META_FILE
+        try:
+            meta = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise RunFileError(f"{path} is damaged ({_first_line(exc)}); it must record the run's algorithm and "
+                               f"environment: restore it, or write {{\"algo\": NAME, \"env\": NAME}} into it") from None
+        if not isinstance(meta, dict) or not isinstance(meta.get("algo"), str) or not isinstance(meta.get("env"), str):
+            raise RunFileError(f"{path} does not name the run's algorithm and environment (keys \"algo\" and "
+                               f"\"env\"); restore it, or add them")
+        return meta
 
     # -- metrics --------------------------------------------------------------------------------
     def log(self, row: Mapping[str, Any]) -> None:
@@ -189,19 +223,52 @@ class Run:
     def latest_checkpoint(self) -> Path | None:
         pointer = self.ckpt_dir / LATEST
         if pointer.exists():
-            p = self.ckpt_dir / pointer.read_text().strip()
-            if p.exists():
+            try:
+                name = pointer.read_text().strip()
+            except (OSError, UnicodeDecodeError):
+                name = ""                                  # a damaged pointer: fall back to the newest file
+            p = self.ckpt_dir / name
+            if name and "/" not in name and p.is_file():
                 return p
         ckpts = sorted(self.ckpt_dir.glob("ckpt_*.pt"))
         return ckpts[-1] if ckpts else None
+
+    def remove_temporary_files(self) -> list[Path]:
+        """Delete half-written files a killed process left (``.<name>.<random>.tmp`` of the atomic
+        writes) in the run directory and ``checkpoints/``; returns what was removed."""
+        removed = []
+        for folder in (self.dir, self.ckpt_dir):
+            for tmp in folder.glob(".*.tmp"):
+                try:
+                    tmp.unlink()
+                    removed.append(tmp)
+                except OSError:
+                    pass
+        return removed
 
     def close(self) -> None:
         if self.tensorboard is not None:
             self.tensorboard.close()
 
 
+def _older_checkpoints(path: Path) -> list[Path]:
+    return sorted(p for p in Path(path).parent.glob("ckpt_*.pt") if p.name < Path(path).name)
+
+
 def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint's contents; a missing, truncated or corrupt file is a :class:`RunFileError` that
+    names it and the older checkpoint to fall back on."""
+    path = Path(path)
+    if not path.is_file():
+        raise RunFileError(f"checkpoint {path}: no such file")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise SafenetError(f"cannot read checkpoint {path}: {exc}") from None
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - truncated zip, pickle errors, ...
+        older = _older_checkpoints(path)
+        what = (f"delete it (and {path.parent / LATEST}) to go back to {older[-1].name}" if older else
+                "delete the run's checkpoints/ folder to start it again")
+        raise RunFileError(f"checkpoint {path} is damaged or not a safenet checkpoint ({_first_line(exc)}); "
+                           f"{what}") from None
+    if not isinstance(state, dict):
+        raise RunFileError(f"checkpoint {path} is not a safenet checkpoint (it holds a {type(state).__name__})")
+    return state

@@ -19,7 +19,8 @@ from .algorithm import Algorithm
 from .copies import CopyRNG
 from .cpus import set_cpu_budget, torch_threads
 from .device import resolve_device, usable_devices
-from .errors import ConfigError, IncompatibleError, SafenetError
+from . import finite
+from .errors import ConfigError, IncompatibleError, NonFiniteError, RunFileError, SafenetError
 from .game import BatchedGame, GameSpec
 from .plugins import PluginManager, get_plugin_manager
 from .progress import Progress, describe
@@ -215,10 +216,24 @@ class Trainer:
     def state(self) -> dict[str, Any]:
         return {"algo": self.algo.state_dict(), "env_steps": self.env_steps, "iteration": self.iteration,
                 "torch_rng": torch.get_rng_state(), "config_yaml": cfgmod.to_yaml(self.cfg),
-                "safenet_version": __version__}
+                "safenet_version": __version__, "algo_name": self.sel.algo.name, "env_name": self.sel.env_name}
+
+    def stop_nonfinite(self, what: str, when: str, iteration: int) -> None:
+        """Stop the run: ``what`` (a quantity, its agent and env step) became nan/inf ``when``."""
+        last = self.run.latest_checkpoint()
+        kept = (f"the run keeps its last good checkpoint {last.name}" if last is not None else
+                "no checkpoint was written yet (resume starts from the beginning)")
+        raise NonFiniteError(
+            f"training stopped at iteration {iteration}: non-finite {what} {when}; {kept}. Remove the "
+            f"cause (a learning rate, clip or scale too large for this game) and continue with: safenet train "
+            f"--resume {self.run.dir} [key=value ...]")
 
     def checkpoint(self) -> Path:
-        path = self.run.save_checkpoint(self.state(), self.env_steps, keep=int(self.cfg.trainer.keep_checkpoints))
+        state = self.state()
+        bad = finite.in_state(state["algo"], self.spec.agents)
+        if bad:                                     # never let a checkpoint hold nan/inf
+            self.stop_nonfinite(bad, f"in the algorithm's state after {self.env_steps} env steps", self.iteration)
+        path = self.run.save_checkpoint(state, self.env_steps, keep=int(self.cfg.trainer.keep_checkpoints))
         self._last_ckpt_time = time.monotonic()
         if not self._round_trip_checked:            # once per process: cheap, and catches a useless checkpoint early
             self._round_trip_checked = True
@@ -239,10 +254,14 @@ class Trainer:
 
     def restore(self, path: Path) -> None:
         state = load_checkpoint(path)
-        self.algo.load_state_dict(state["algo"])
-        self.env_steps, self.iteration = int(state["env_steps"]), int(state["iteration"])
+        load_algo_state(self.algo, state, path, self.sel)
+        try:
+            self.env_steps, self.iteration = int(state["env_steps"]), int(state["iteration"])
+            torch.set_rng_state(state["torch_rng"])
+        except Exception as exc:  # noqa: BLE001 - a damaged or foreign checkpoint
+            raise RunFileError(f"checkpoint {path} lacks the run's counters or random state ({type(exc).__name__}: "
+                               f"{exc}); use another of the run's checkpoints") from None
         self._last_eval_steps = self.env_steps
-        torch.set_rng_state(state["torch_rng"])
         dropped = self.run.metrics.truncate_after(self.env_steps)
         if dropped:
             print(f"resume: dropped {dropped} metrics rows logged after the checkpoint at {self.env_steps} steps")
@@ -278,9 +297,15 @@ class Trainer:
             while self.env_steps < total and self._stop_signal is None:
                 t0 = time.perf_counter()
                 rollout, stats = self.collector.collect(self.algo, self.rollout_steps)
+                bad = finite.in_rollout(rollout, spec.agents, self.env_steps)
+                if bad:
+                    self.stop_nonfinite(bad, "while collecting experience", self.iteration + 1)
                 t1 = time.perf_counter()
                 train_metrics = self.algo.update(rollout)
                 t2 = time.perf_counter()
+                bad = finite.in_metrics(train_metrics)
+                if bad:
+                    self.stop_nonfinite(bad, f"after {self.env_steps + rollout.steps} env steps", self.iteration + 1)
                 self.env_steps += rollout.steps
                 self.iteration += 1
                 row: dict[str, float] = {"env_steps": self.env_steps, "iteration": self.iteration}
@@ -359,8 +384,15 @@ class Trainer:
 
 
 def start_run(sel: Selection, cfg: DictConfig, argv: list[str] | None = None, pm: PluginManager | None = None) -> Trainer:
+    from .paths import writable_dir
+
     pm = pm or get_plugin_manager()
-    path = new_run_dir(cfg.run.dir, sel.algo.name, cfgmod_name(sel.env_name), int(cfg.seed), cfg.run.name)
+    writable_dir(cfg.run.dir, "run.dir")
+    try:
+        path = new_run_dir(cfg.run.dir, sel.algo.name, cfgmod_name(sel.env_name), int(cfg.seed), cfg.run.name)
+    except OSError as exc:
+        raise SafenetError(f"run.dir={cfg.run.dir}: cannot create the run directory ({exc}); "
+                           f"give a folder you can write to") from None
     run = Run(path, tensorboard=bool(cfg.run.tensorboard))
     run.write_config(cfgmod.to_yaml(cfg))
     plugins = {i.distribution: i.version for i in pm.infos}
@@ -373,6 +405,40 @@ def start_run(sel: Selection, cfg: DictConfig, argv: list[str] | None = None, pm
         run.close()
         shutil.rmtree(path, ignore_errors=True)      # nothing ran: leave no half-made run behind
         raise
+
+
+def load_algo_state(algo: Algorithm, state: dict[str, Any], path: Path, sel: Selection,
+                    cfg: DictConfig | None = None) -> None:
+    """Load a checkpoint's algorithm state; one from another algorithm or environment is a
+    :class:`RunFileError` naming the file. With ``cfg`` (a checkpoint from outside the run), the
+    environment config recorded in the checkpoint must also match the run's."""
+    want = (sel.algo.name, sel.env_name)
+    if "algo" not in state or "env_steps" not in state:
+        raise RunFileError(f"checkpoint {path} is not a safenet training checkpoint (no algorithm state or "
+                           f"env_steps); use one of the run's checkpoints/ckpt_*.pt files")
+    got = (state.get("algo_name"), state.get("env_name"))
+    if got[0] is not None and (got[0] != want[0] or cfgmod_name(str(got[1])) != cfgmod_name(want[1])):
+        raise RunFileError(f"checkpoint {path} is from {got[0]!r} on {got[1]!r}, not this run's {want[0]!r} on "
+                           f"{want[1]!r}; use one of this run's own checkpoints")
+    if cfg is not None and isinstance(state.get("config_yaml"), str):
+        try:
+            theirs = cfgmod.OmegaConf.to_container(cfgmod.OmegaConf.create(state["config_yaml"]).get("env") or {})
+        except Exception:  # noqa: BLE001 - an unreadable copy is only a missed check
+            theirs = None
+        ours = cfgmod.OmegaConf.to_container(cfg.env, resolve=True)
+        if isinstance(theirs, dict):
+            diff = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
+            if diff:
+                k = diff[0]
+                raise RunFileError(f"checkpoint {path} is from a run with env.{k}={theirs.get(k)!r}, this run has "
+                                   f"env.{k}={ours.get(k)!r}; use one of this run's own checkpoints")
+    try:
+        algo.load_state_dict(state["algo"])
+    except Exception as exc:  # noqa: BLE001 - shape/key mismatches of a foreign checkpoint
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise RunFileError(f"checkpoint {path} does not fit {want[0]!r} on {want[1]!r} with this run's config "
+                           f"({type(exc).__name__}: {first}); it may come from another run or config: use one of "
+                           f"this run's own checkpoints") from None
 
 
 def cfgmod_name(env_name: str) -> str:
@@ -390,7 +456,15 @@ def read_run(path: Path, pm: PluginManager | None = None, what: str = "") -> tup
     probe.dir = path
     meta = probe.meta()
     sel = Selection.resolve(meta["algo"], meta["env"], pm)
-    return probe, sel, cfgmod.from_yaml_text((path / CONFIG_FILE).read_text(), sel.algo, sel.env)
+    config_path = path / CONFIG_FILE
+    try:
+        cfg = cfgmod.from_yaml_text(config_path.read_text(), sel.algo, sel.env)
+        cfgmod.validate(cfg)
+    except (OSError, UnicodeDecodeError, SafenetError, Exception) as exc:  # noqa: BLE001 - yaml errors too
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise RunFileError(f"{config_path} is damaged or does not fit {sel.algo.name!r} on {sel.env_name!r} "
+                           f"({first}); restore it (every checkpoint holds a copy under its 'config_yaml' key)") from None
+    return probe, sel, cfg
 
 
 def resume_run(path: str | Path, overrides: list[str] = (), pm: PluginManager | None = None) -> Trainer:
@@ -400,9 +474,11 @@ def resume_run(path: str | Path, overrides: list[str] = (), pm: PluginManager | 
         raise SafenetError(f"--resume {path}: no such directory")
     _, sel, cfg = read_run(path, pm, what="--resume ")
     if overrides:
-        cfg = cfgmod._merge(cfg, cfgmod.parse_overrides(overrides), "command line")
+        cfg = cfgmod.merge_overrides(cfg, overrides)
         cfgmod.validate(cfg)
     run = Run(path, resumed=True, tensorboard=bool(cfg.run.tensorboard))
+    for tmp in run.remove_temporary_files():
+        print(f"resume: removed {tmp.relative_to(path)}, a file half-written when the run was stopped")
     trainer = Trainer(sel, cfg, run, pm)
     ckpt = run.latest_checkpoint()
     if ckpt is None:
@@ -452,5 +528,6 @@ def load_trained(path: str | Path, num_envs: int, seed: int, checkpoint: str | P
     state = load_checkpoint(ckpt)
     game = make_game(sel, cfg, num_envs, seed)
     algo = make_algorithm(sel, game.spec, cfg)
-    algo.load_state_dict(state["algo"])
+    own = ckpt.resolve().parent == (path / "checkpoints").resolve()
+    load_algo_state(algo, state, ckpt, sel, None if own else cfg)
     return TrainedRun(path, sel, cfg, ckpt, state, game, algo)

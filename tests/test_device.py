@@ -61,7 +61,7 @@ def test_cuda_without_a_gpu_is_a_one_line_error(capsys, tmp_path):
 
 def test_a_bad_device_string_fails_when_the_config_composes():
     sel = Selection.resolve("dppo", "cacc_catchup", PM)
-    with pytest.raises(ConfigError, match=r"trainer\.device='gpu' is not a device"):
+    with pytest.raises(ConfigError, match=r"trainer\.device='gpu': must be one of cpu, cuda, cuda:<index>, mps"):
         sel.compose(overrides=["trainer.device=gpu"])
 
 

@@ -226,7 +226,7 @@ def test_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
 def test_unreadable_checkpoint_is_a_safenet_error(tmp_path):
     bad = tmp_path / "ckpt_000000000001.pt"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(SafenetError, match="cannot read checkpoint"):
+    with pytest.raises(SafenetError, match="is damaged or not a safenet checkpoint"):
         load_checkpoint(bad)
 
 

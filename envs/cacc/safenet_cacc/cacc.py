@@ -183,10 +183,11 @@ class CaccGame(BatchedGame):
 
     def leader_speed(self, t: np.ndarray | int, v0_start: np.ndarray | float | None = None) -> np.ndarray:
         """Leader speed ``v0`` after ``t`` steps (per copy): constant ``v*`` in catch-up; in slow-down
-        linear from the initial speed to ``v*`` over ``slowdown_steps`` steps, then ``v*``."""
+        the reference's ``linspace(v0(0), v*, slowdown_steps)[t]`` (``v*`` reached at step
+        ``slowdown_steps - 1``), then ``v*``."""
         c = self.cfg
         v0s = self._v0_start if v0_start is None else np.asarray(v0_start, dtype=np.float64)
-        frac = np.maximum(0.0, 1.0 - np.asarray(t, dtype=np.float64) / c.slowdown_steps)
+        frac = np.maximum(0.0, 1.0 - np.asarray(t, dtype=np.float64) / max(c.slowdown_steps - 1, 1))
         return c.v_star + (v0s - c.v_star) * frac
 
     def _initial(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -29,12 +29,14 @@ def episodes(scenario: str, rule: int | None, n_episodes: int, seed: int = 0, **
     finished = np.zeros(B, dtype=bool)
     collided = np.zeros(B, dtype=bool)
     min_h = np.full(B, np.inf)
+    lengths = np.zeros(B)                 # steps each copy's episode lasted (a collision ends it early)
     for _ in range(T):
         a = rng.integers(0, 4, (B, n)) if rule is None else np.full((B, n), rule)
         _, r, c, term, trunc, info = g.step(a)
         live = ~finished
         ep_cost[live] += c[live, :, 0]
         ep_ret[live] += r[live]
+        lengths[live] += 1
         h = info.get("final_headway", info["headway"])
         min_h[live] = np.minimum(min_h[live], h[live].min(axis=1))
         collided |= live & (term & ~finished)
@@ -43,7 +45,7 @@ def episodes(scenario: str, rule: int | None, n_episodes: int, seed: int = 0, **
     e = per_vehicle.mean(axis=0)  # expected episode cost of each vehicle (what the constraint bounds)
     return {"cost_mean": float(e.mean()), "cost_vehicle_min": float(e.min()), "cost_vehicle_max": float(e.max()),
             "collision_rate": float(collided.mean()), "min_headway": float(min_h.min()),
-            "reward_per_step": float(ep_ret.mean() / T)}
+            "reward_per_step": float((ep_ret.mean(axis=1) / np.maximum(lengths, 1)).mean())}
 
 
 def throughput(n: int, B: int, steps: int = 1000, repeats: int = 3) -> float:

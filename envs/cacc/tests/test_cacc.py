@@ -220,9 +220,10 @@ def test_slowdown_initial_conditions_and_leader_profile():
         speeds.append(info["leader_speed"])
     speeds = np.array(speeds)                                              # [401, B]
     t = np.arange(401)[:, None]
-    want = np.where(t <= 300, v0 + (15.0 - v0) * t / 300.0, 15.0)
-    np.testing.assert_allclose(speeds, want, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(speeds[150], (v0 + 15.0) / 2)
+    # the reference's profile: np.linspace(v0, v*, 300) over the first 300 steps, then v*
+    reference = np.concatenate([np.linspace(v0, 15.0, 300), np.full((101, v0.size), 15.0)])
+    np.testing.assert_allclose(speeds, reference, rtol=0, atol=1e-12)
+    assert np.all(speeds[299] == 15.0) and np.all(speeds[298] != 15.0)
     # speeds above v_max (30) are clipped at the first step
     g.reset(seed=4)
     fast = g._v[:, 0] > 30.0

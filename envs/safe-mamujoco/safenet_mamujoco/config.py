@@ -22,7 +22,7 @@ class Family:
     timestep: float | None = None            # None: the robot model's own
     frame_skip: int | None = None
     upside_down_unhealthy: bool = False      # also unhealthy when the torso's z axis points down
-    x_velocity_only: bool = False            # velocity cost on |v_x| only (Swimmer)
+    x_velocity_only: bool = False            # velocity cost on the signed v_x (Swimmer: backwards costs nothing)
 
     def name(self, family: str, partition: str) -> str:
         if self.scenario == "velocity":

@@ -217,7 +217,9 @@ class MamujocoGame(BatchedGame):
         if kind == "ant":
             reward = reward - CONTACT_COST * c.sumsq(self._cfrc_block)
         if scenario == "velocity":
-            speed = abs(vx) if vy is None or self._x_velocity_only else c.sqrt(vx * vx + vy * vy)
+            # safety-gymnasium's definition: Swimmer's cost is on the signed x velocity (swimming backwards
+            # costs nothing); the others' on the planar speed, or |vx| where the robot has no y
+            speed = vx if self._x_velocity_only else abs(vx) if vy is None else c.sqrt(vx * vx + vy * vy)
             unsafe = speed > self.velocity_threshold
         elif scenario == "corridor":
             unsafe = (abs(c.get(self.layout.features + 1)) > self._corridor_limit) | c.not_(healthy)

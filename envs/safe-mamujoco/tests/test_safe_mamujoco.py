@@ -397,3 +397,16 @@ def test_corridor_tasks_suggest_the_paper_budget_and_a_capped_multiplier_in_rewa
     assert plain.trainer.total_steps == 10_000_000 and "penalty_units" not in plain.algo
     velocity = Selection.resolve("mappo-l", "safety_hopper_3x1_velocity", pm).compose()
     assert velocity.algo.penalty_units == "std" and velocity.trainer.total_steps != 10_000_000
+
+
+@pytest.mark.parametrize("name,signed", [("safety_swimmer_2x1_velocity", True), ("safety_halfcheetah_6x1_velocity", False)])
+def test_velocity_cost_sign_follows_safety_gymnasium(name, signed):
+    """safety-gymnasium's multi-agent velocity task: Swimmer's cost is on the signed x velocity
+    (fast backwards costs nothing); robots without a y coordinate use |vx|."""
+    game = make_task(name)
+    threshold = game.velocity_threshold
+    qpos, qvel = rest(game)
+    qvel[0] = -(3.0 * threshold + 1.0)                                             # fast backwards along x
+    _, _, cost, _, _, info = _step_from(game, qpos, qvel)
+    assert info["x_velocity"][0] < -threshold
+    assert (not cost.any()) if signed else cost.all()

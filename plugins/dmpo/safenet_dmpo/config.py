@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from safenet.lagrange import LagrangeConfig
+from safenet.validation import check_fields, param
 
 
 def _off() -> LagrangeConfig:
@@ -28,21 +29,22 @@ class DPPOConfig:
     gae_lambda: float = 0.5
     reward_scale: float = 1.0        # r ← clip(reward_scale · r, ±reward_clip) before learning
     reward_clip: float = 0.0         # 0: no clipping
-    lr_policy: float = 3e-4
-    lr_value: float = 1e-3
-    hidden: tuple[int, ...] = (64, 64)
+    lr_policy: float = param(3e-4, gt=0)
+    lr_value: float = param(1e-3, gt=0)
+    hidden: tuple[int, ...] = param((64, 64), min_items=1, item_ge=1, integer=True)
     clip: float = 0.2                # PPO ratio clip ε (Eq. 5 with the clipped surrogate)
-    entropy_coef: float = 0.01       # β of Eq. 5
+    entropy_coef: float = param(0.01, ge=0)  # β of Eq. 5
     epochs: int = 10
     minibatches: int = 4
-    target_kl: float = 0.02          # stop the epochs of an update when the mean KL passes it (0: never)
-    max_grad_norm: float = 0.5
+    target_kl: float = param(0.02, ge=0)  # stop the epochs of an update when the mean KL passes it (0: never)
+    max_grad_norm: float = param(0.5, ge=0)
     normalize_obs: bool = True
     normalize_advantage: bool = True
     normalize_value: bool = True     # critics regress standardised targets (running mean/std per agent)
     lagrange: LagrangeConfig = field(default_factory=_off)
 
     def __post_init__(self) -> None:
+        check_fields(self, "algo")
         _check_common(self)
 
 
@@ -57,16 +59,16 @@ class CPPOConfig(DPPOConfig):
 class DMPOConfig(DPPOConfig):
     gae_lambda: float = 0.95
     model_kappa: int = 1             # the localized model reads s_{N_i^{model_kappa}} and a_i
-    model_hidden: tuple[int, ...] = (64, 64)
-    lr_model: float = 1e-3
+    model_hidden: tuple[int, ...] = param((64, 64), min_items=1, item_ge=1, integer=True)
+    lr_model: float = param(1e-3, gt=0)
     model_batch: int = 256
     model_steps: int = 100           # gradient steps per model fit
     model_every: int = 5             # refit the model every this many iterations (after warm-up)
     model_buffer: int = 20000        # real transitions (rows of n agents) kept in the env buffer D^E
     model_holdout: float = 0.1       # share of D^E held out to measure the model's error
-    reward_weight: float = 1.0       # loss = MSE(next state) + reward_weight·MSE(reward) + BCE(done) + MSE(cost)
-    warmup_steps: int = 6000         # real env steps before the model is first fitted and used
-    warmup_model_steps: int = 500    # gradient steps of that first fit (the 2024 paper's warm-up)
+    reward_weight: float = param(1.0, ge=0)      # loss = MSE(next state) + reward_weight·MSE(reward) + BCE(done) + MSE(cost)
+    warmup_steps: int = param(6000, ge=0)  # real env steps before the model is first fitted and used
+    warmup_model_steps: int = param(500, ge=0)  # gradient steps of that first fit (the 2024 paper's warm-up)
     rollout_length: int = 10         # branched model rollout length T
     branches: int = 128              # branched rollouts per model update, started from real states
     model_usage: float = 0.67        # q0: chance that an inner update trains on model data (else real)
@@ -84,8 +86,6 @@ class DMPOConfig(DPPOConfig):
             raise ValueError(f"algo.model_usage must be in [0, 1], got {self.model_usage}")
         if not 0.0 < self.model_holdout < 0.5:
             raise ValueError(f"algo.model_holdout must be in (0, 0.5), got {self.model_holdout}")
-        if self.warmup_steps < 0 or self.warmup_model_steps < 0:
-            raise ValueError("algo.warmup_steps and algo.warmup_model_steps must be >= 0")
 
 
 def _check_common(cfg: DPPOConfig) -> None:

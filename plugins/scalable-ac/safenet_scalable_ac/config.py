@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from safenet.lagrange import LagrangeConfig
+from safenet.validation import check_fields, param
 
 
 @dataclass
@@ -11,26 +12,27 @@ class SACConfig:
     kappa: int = 1                  # truncation radius κ of the Q-functions (N_i^κ)
     gamma: float = 0.7              # discount γ
     # critic step size α_t = critic_h / (t + critic_t0), t = step inside the inner loop (Algorithm 1, line 6)
-    critic_h: float = 1.0
-    critic_t0: float = 1.0
+    critic_h: float = param(1.0, ge=0)               # 0: the critic does not learn
+    critic_t0: float = param(1.0, gt=0)
     # "inner": t is the step inside the inner loop, as in Algorithm 1; "visits": t is the number of
     # earlier visits of the table entry (a running average per entry, floored at critic_min_step)
     critic_schedule: str = "visits"
-    critic_min_step: float = 0.0
+    critic_min_step: float = param(0.0, ge=0, le=1)
     warm_start: bool = True         # keep Q̂ across outer iterations (the paper's suggested extension)
     # actor step size η_m = actor_lr / sqrt(m + 1) (Algorithm 1, line 12); decay "sqrt" or "none"
-    actor_lr: float = 5.0
+    actor_lr: float = param(5.0, gt=0)
     actor_decay: str = "sqrt"
-    actor_decay_restart: int = 100   # restart the η_m schedule every this many iterations (0: never)
+    actor_decay_restart: int = param(100, ge=0)  # restart the η_m schedule every this many iterations (0: never)
     # variance reduction (the paper's §3.2 discussion), a baseline subtracted from agent i's weight
     # that does not depend on a_i, so the gradient stays unbiased: "none" (Eq. 7 as written),
     # "batch" (mean weight of the other copies at the same step), or "state" (a running average of
     # agent i's weight given its local state s_i, i.e. a local value estimate)
     baseline: str = "none"
-    baseline_rate: float = 0.05     # step size of the "state" baseline's running average
+    baseline_rate: float = param(0.05, gt=0, le=1)    # step size of the "state" baseline's running average
     lagrange: LagrangeConfig = field(default_factory=LagrangeConfig)
 
     def __post_init__(self) -> None:
+        check_fields(self, "algo")
         if self.kappa < 0:
             raise ValueError(f"algo.kappa must be >= 0, got {self.kappa}")
         if not 0.0 <= self.gamma < 1.0:
