@@ -62,3 +62,12 @@ class AgentMLP(nn.Module):
 def masked_categorical(logits: torch.Tensor, action_mask: torch.Tensor) -> torch.distributions.Categorical:
     """A categorical over each agent's real actions (padded actions get probability 0)."""
     return torch.distributions.Categorical(logits=logits.masked_fill(~action_mask, -1e9))
+
+
+def load_optimizer_state(opt: torch.optim.Optimizer, state: dict) -> None:
+    """``opt.load_state_dict(state)`` keeping ``opt``'s learning rates: moments and step counts come from
+    the checkpoint, the learning rate from the run's config (so ``--resume ... algo.lr=...`` takes effect)."""
+    lrs = [g["lr"] for g in opt.param_groups]
+    opt.load_state_dict(state)
+    for g, lr in zip(opt.param_groups, lrs):
+        g["lr"] = lr

@@ -259,11 +259,12 @@ class StackedAdam:
                 "lr": float(self.lr)}
 
     def load_state_dict(self, state: dict) -> None:
+        """The moments and step counts; the learning rate stays the one this optimiser was built with
+        (the run's config decides it: ``--resume ... algo.actor_lr=...`` takes effect)."""
         dev = self.param.device
         self.exp_avg.copy_(state["exp_avg"].to(dev))
         self.exp_avg_sq.copy_(state["exp_avg_sq"].to(dev))
         self.steps.copy_(state["steps"].to(dev, self.steps.dtype))
-        self.lr = float(state["lr"])
 
 
 # ------------------------------------------------------------------------------------------------

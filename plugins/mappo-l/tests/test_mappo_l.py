@@ -465,3 +465,15 @@ def test_penalty_in_reward_units_combines_raw_advantages_then_standardises():
 def test_penalty_units_rejects_unknown_values():
     with pytest.raises(ValueError, match="penalty_units.*'std', 'reward'.*'raw'"):
         SafePPOConfig(penalty_units="raw")
+
+
+def test_a_learning_rate_given_on_resume_takes_effect(pm, tmp_path):
+    """``--resume RUN algo.actor_lr=...``: the optimisers keep their moments but take the new rates."""
+    from safenet.trainer import resume_run
+
+    _train(pm, tmp_path, "mappo-l", 600, extra=["run.name=r", "trainer.checkpoint_every=1"])
+    trainer = resume_run(tmp_path / "r", ["algo.actor_lr=0.0123", "algo.critic_lr=0.0456",
+                                         "trainer.total_steps=1200"], pm=pm)
+    algo = trainer.algo
+    assert algo.policy_opt.lr == 0.0123 and algo.critic_opt.lr == 0.0456 and algo.cost_opt.lr == 0.0456
+    assert int(algo.policy_opt.steps.max()) > 0                     # the moments came from the checkpoint
