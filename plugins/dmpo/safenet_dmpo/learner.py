@@ -38,7 +38,8 @@ from .config import DPPOConfig
 
 
 def neighbourhood_average(within: np.ndarray) -> np.ndarray:
-    """Row-normalised ``[n, n]`` weights: ``W[i, j] = 1/|N_i^κ|`` for ``j ∈ N_i^κ`` (Eq. 4)."""
+    """Row-normalised ``[n, n]`` weights: ``W[i, j] = 1/|N_i^κ|`` for ``j ∈ N_i^κ`` (Eq. 4): the dense form of
+    :meth:`DecentralizedPPO.mix`, which averages through the ``[n, K]`` neighbourhood index instead."""
     w = within.astype(np.float64)
     return w / w.sum(axis=1, keepdims=True)
 
@@ -52,15 +53,19 @@ class DecentralizedPPO(Algorithm):
     def __init__(self, spec: GameSpec, cfg: DPPOConfig, *, seed: int = 0, device: str = "cpu") -> None:
         super().__init__(spec, cfg, seed=seed, device=device)
         n, o = spec.n, spec.obs_dim
-        graph, diam = spec.graph, spec.graph.diameter
+        graph = spec.graph
         self.n, self.o = n, o
         self.m = spec.max_costs
         self.rng = np.random.default_rng(seed)
-        self.pi_idx, self.pi_mask = graph.neighbourhood_index(min(cfg.policy_kappa, diam))
-        self.v_idx, self.v_mask = graph.neighbourhood_index(min(cfg.kappa, diam))
-        # Eq. 4 weights (identity for "own" advantages)
-        self.adv_weights = (neighbourhood_average(graph.within(min(cfg.kappa, diam)))
-                            if cfg.advantage == "neighbourhood" else np.eye(n))
+        # κ-hop neighbourhoods as [n, K] index rows (a κ beyond the diameter gives each component whole)
+        self.pi_idx, self.pi_mask = graph.neighbourhood_index(cfg.policy_kappa)
+        self.v_idx, self.v_mask = graph.neighbourhood_index(cfg.kappa)
+        # Eq. 4: the agents whose advantages agent i averages (itself only for "own" advantages)
+        if cfg.advantage == "neighbourhood":
+            self.adv_idx, self.adv_mask = self.v_idx, self.v_mask
+        else:
+            self.adv_idx, self.adv_mask = np.arange(n)[:, None], np.ones((n, 1), dtype=bool)
+        self._adv_w = self.adv_mask / self.adv_mask.sum(1, keepdims=True)          # [n, K]: 1/|N_i^κ| on real slots
         self.use_lagrange = bool(self.m and cfg.lagrange.enabled)
         self.n_values = 1 + (self.m if self.use_lagrange else 0)
         # networks, their optimizer state and every update live on ``device``; numpy arrays (rollouts,
@@ -137,10 +142,11 @@ class DecentralizedPPO(Algorithm):
 
     # -- learning -------------------------------------------------------------------------------
     def mix(self, adv: np.ndarray) -> np.ndarray:
-        """Eq. 4: agent ``i``'s advantage is the mean over ``j ∈ N_i^κ`` (``adv[..., n]`` or ``[..., n, m]``)."""
+        """Eq. 4: agent ``i``'s advantage is the mean over ``j ∈ N_i^κ`` (``adv[..., n]`` or ``[..., n, m]``),
+        gathered through the ``[n, K]`` index (work and memory ``n·K``, never ``n²``)."""
         if adv.ndim and adv.shape[-1] != self.n:
-            return np.einsum("ij,...jm->...im", self.adv_weights, adv)
-        return np.einsum("ij,...j->...i", self.adv_weights, adv)
+            return np.einsum("...ikm,ik->...im", adv[..., self.adv_idx, :], self._adv_w)
+        return np.einsum("...ik,ik->...i", adv[..., self.adv_idx], self._adv_w)
 
     def advantages(self, reward: np.ndarray, cost: np.ndarray | None, value: np.ndarray, next_value: np.ndarray,
                    terminated: np.ndarray, done: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -332,7 +338,7 @@ class DecentralizedPPO(Algorithm):
         else:
             per_sample = self.neighbour_links(self.v_mask) * o
         if self.cfg.advantage == "neighbourhood":
-            per_sample += float((self.adv_weights > 0).sum() - n) * self.n_values
+            per_sample += float(self.adv_mask.sum() - n) * self.n_values
         return {"floats_per_step": per_step, "floats_per_update": per_sample * self._samples_last_update
                 + self.extra_floats_last_update()}
 

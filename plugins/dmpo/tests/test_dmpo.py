@@ -142,6 +142,18 @@ def test_neighbourhood_average_weights_on_a_line():
     np.testing.assert_allclose(w, expect)
 
 
+@pytest.mark.parametrize("kappa", [0, 1, 2, 9])
+def test_sparse_mix_equals_the_dense_weights(kappa):
+    """Eq. 4 through the [n, K] index equals the dense n × n row-normalised weights (a 12-vehicle platoon)."""
+    game = make_cacc({"n_vehicles": 12}, num_envs=1, seed=0)
+    algo = DecentralizedPPO(game.spec, DPPOConfig(kappa=kappa), seed=0)
+    w = neighbourhood_average(game.spec.graph.within(kappa))
+    x = np.random.default_rng(kappa).normal(size=(5, 2, 12))
+    np.testing.assert_allclose(algo.mix(x), np.einsum("ij,...j->...i", w, x), rtol=1e-12, atol=1e-12)
+    xm = np.random.default_rng(kappa).normal(size=(5, 2, 12, 3))
+    np.testing.assert_allclose(algo.mix(xm), np.einsum("ij,...jm->...im", w, xm), rtol=1e-12, atol=1e-12)
+
+
 def test_advantage_is_the_neighbourhood_mean_of_per_agent_gae():
     game = make_cacc({"n_vehicles": 4}, num_envs=1, seed=0)
     algo = DecentralizedPPO(game.spec, DPPOConfig(kappa=1, gae_lambda=0.7, gamma=0.9), seed=0)
@@ -163,7 +175,7 @@ def test_advantage_is_the_neighbourhood_mean_of_per_agent_gae():
 def test_cppo_uses_own_advantage_and_the_global_state():
     game = make_cacc({"n_vehicles": 5}, num_envs=2, seed=0)
     algo = CentralizedPPO(game.spec, CPPOConfig(), seed=0)
-    np.testing.assert_array_equal(algo.adv_weights, np.eye(5))
+    np.testing.assert_array_equal(algo.adv_idx, np.arange(5)[:, None])
     obs, _ = game.reset(seed=0)
     c_in = algo.critic_input(algo.norm_obs(obs), game.state())
     assert c_in.shape == (2, 5, game.spec.state_dim)

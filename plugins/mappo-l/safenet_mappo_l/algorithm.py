@@ -440,7 +440,7 @@ class PPOFamily(Algorithm):
         else:
             critic = neighbourhood_floats(self.nbr_mask, o)
         reward = neighbourhood_floats(self.rew_mask, 1)
-        preds = float(self.last_plan.predecessor_mask().sum()) if self.last_plan is not None else 0.0
+        preds = float(self.last_plan.predecessor_count()) if self.last_plan is not None else 0.0
         per_sample = critic + reward + preds
         return {"floats_per_step": per_step, "floats_per_update": per_sample * self._last_samples}
 
