@@ -104,9 +104,9 @@ class PPOFamily(Algorithm):
             torch.manual_seed(int(seed) % 2**63)
             self.policy = StackedPolicy(n, self.pol_idx.shape[1] * o, spec.action_kind, spec.action_dims,
                                         hidden=tuple(cfg.hidden), init_log_std=cfg.init_log_std,
-                                        activation=cfg.activation).to(self.dev)
+                                        activation=cfg.activation, shared=cfg.share_parameters).to(self.dev)
             critic = partial(NeighbourhoodMLP, crit_idx, crit_mask, crit_d, tuple(cfg.hidden),
-                             activation=cfg.activation, n_sources=crit_src)
+                             activation=cfg.activation, n_sources=crit_src, shared=cfg.share_parameters)
             self.critic = critic(1).to(self.dev)
             self.cost_critic = critic(self.m).to(self.dev) if self.m else None
         opt = {"eps": cfg.adam_eps, "max_grad_norm": cfg.max_grad_norm or None}
@@ -341,8 +341,9 @@ class PPOFamily(Algorithm):
         return out
 
     def plan(self) -> UpdatePlan | None:
-        """This iteration's update plan (None: all agents at once, no correction factor)."""
-        return plan_updates(self.plan_graph, self.kappa, self.rng) if self.sequential else None
+        """This iteration's update plan (None: all agents at once, no correction factor; also with
+        ``share_parameters``, whose one network cannot be updated agent by agent)."""
+        return plan_updates(self.plan_graph, self.kappa, self.rng) if self.sequential and not self.cfg.share_parameters else None
 
     def policy_objective(self, pin: torch.Tensor, actions: torch.Tensor, logp_old: torch.Tensor, adv: torch.Tensor,
                          correction: torch.Tensor | None, params: torch.Tensor | None = None,

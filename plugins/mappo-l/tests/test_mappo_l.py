@@ -465,3 +465,38 @@ def test_penalty_in_reward_units_combines_raw_advantages_then_standardises():
 def test_penalty_units_rejects_unknown_values():
     with pytest.raises(ValueError, match="penalty_units.*'std', 'reward'.*'raw'"):
         SafePPOConfig(penalty_units="raw")
+
+
+# ------------------------------------------------------------------------------------------------
+# parameter sharing
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("env", ["toy_line", "toy_reach"])
+@pytest.mark.parametrize("algo", ALGOS)
+def test_share_parameters_trains_end_to_end(algo, env, pm, tmp_path):
+    row = check_algorithm(algo, env, tmp_path, pm=pm, overrides=[
+        "trainer.rollout_steps=16", "trainer.torch_threads=1", "algo.share_parameters=true"])
+    assert math.isfinite(row["train/loss_policy"]) and math.isfinite(row["train/loss_value"])
+    assert row["train/stages"] == 1.0                  # one network: all agents update at once
+
+
+def test_shared_networks_have_one_row_and_learn_from_every_agent():
+    game = toy(6, num_envs=2)
+    algo = DecMAPPOL(game.spec, DecSafePPOConfig(kappa=1, share_parameters=True, critic_overlap=False), seed=0)
+    per_agent = DecMAPPOL(game.spec, DecSafePPOConfig(kappa=1), seed=0)
+    assert algo.policy.flat.shape[0] == 1 and algo.critic.flat.shape[0] == 1
+    assert algo.policy.flat.shape[1] == per_agent.policy.flat.shape[1]           # same network, O(1) rows
+    # the shared policy is the same function for every agent: equal inputs, equal action probabilities
+    x = torch.randn(1, 5, algo.policy.net.in_features).expand(6, -1, -1)
+    a = torch.zeros(6, 5, dtype=torch.long)
+    logp, _ = algo.policy.log_prob_entropy(x, a)
+    torch.testing.assert_close(logp, logp[:1].expand(6, -1))
+    before = {k: v.clone() for k, v in params(algo).items()}
+    algo.update(rollout_of(algo, game, 16))
+    after = params(algo)
+    assert all(not torch.equal(before[k], after[k]) for k in ("policy.net.flat", "critic.flat"))
+    # the acting copy computes what the torch policy computes
+    obs = np.random.default_rng(0).normal(size=(3, 6, game.spec.obs_dim)).astype(np.float32)
+    acts, extras = algo.act(obs, {})
+    pin = algo.policy_input(algo.normalize_obs(obs))
+    lp, _ = algo.policy.log_prob_entropy(pin, torch.as_tensor(acts.T))
+    np.testing.assert_allclose(extras["logp"], lp.T.detach().numpy(), rtol=1e-4, atol=1e-5)
