@@ -16,7 +16,8 @@ per-constraint Lagrange multipliers (core :mod:`safenet.lagrange`); its advantag
 ``(A_r − Σ_j λ_ij A_cj) / (1 + Σ_j λ_ij)``.
 
 All ``n`` agents' networks run as one batched op (:class:`safenet.nets.AgentMLP`); they share no
-parameters.
+parameters, unless ``algo.share_parameters=true``: then one policy, one critic (and, for ``dmpo``, one
+model) serve all agents, each on its own κ-hop inputs.
 """
 from __future__ import annotations
 
@@ -70,8 +71,10 @@ class DecentralizedPPO(Algorithm):
         self.n_values = 1 + (self.m if self.use_lagrange else 0)
         # networks, their optimizer state and every update live on ``device``; numpy arrays (rollouts,
         # normalisers, Lagrange multipliers) stay on the host and cross once per batch
-        self.policy = AgentPolicy(n, self.pi_idx.shape[1] * o, spec.action_kind, spec.action_dims, cfg.hidden).to(device)
-        self.critic = AgentMLP(n, self.critic_features(), cfg.hidden, self.n_values).to(device)
+        shared = bool(cfg.share_parameters)
+        self.policy = AgentPolicy(n, self.pi_idx.shape[1] * o, spec.action_kind, spec.action_dims, cfg.hidden,
+                                  shared=shared).to(device)
+        self.critic = AgentMLP(n, self.critic_features(), cfg.hidden, self.n_values, shared=shared).to(device)
         self.pi_opt = torch.optim.Adam(self.policy.parameters(), lr=cfg.lr_policy, eps=1e-5)
         self.v_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr_value, eps=1e-5)
         self.obs_rms = RunningMeanStd((n, o))

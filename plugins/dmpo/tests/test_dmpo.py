@@ -389,3 +389,26 @@ def test_dmpo_learns_catchup_full(tmp_path):
     first, last = ret[:3].mean(), ret[-len(ret) // 5:].mean()
     assert first < -2.5e4, f"the first policy was already good ({first:,.0f}); the check would prove nothing"
     assert last > 0.5 * first, (first, last, ret[-10:])
+
+
+SHARED_SMALL = ["trainer.rollout_steps=20", "algo.share_parameters=true", "algo.epochs=2", "algo.warmup_steps=0",
+                "algo.warmup_model_steps=5", "algo.model_steps=5", "algo.branches=8", "algo.rollout_length=2",
+                "algo.model_every=1"]
+
+
+@pytest.mark.parametrize("algo", ["dppo", "cppo", "dmpo"])
+def test_share_parameters_trains_end_to_end(algo, tmp_path):
+    overrides = SHARED_SMALL if algo == "dmpo" else SHARED_SMALL[:3]
+    row = check_algorithm(algo, "grid_wireless_3x3", tmp_path, overrides=overrides)
+    assert np.isfinite(row["train/value_loss"])
+
+
+def test_shared_networks_have_one_row_for_every_agent():
+    game = make_cacc({"n_vehicles": 6}, num_envs=1, seed=0)
+    algo = DMPO(game.spec, DMPOConfig(share_parameters=True), seed=0)
+    sizes = {name: p.shape[0] for net in (algo.policy, algo.critic, algo.model)
+             for name, p in net.named_parameters()}
+    assert set(sizes.values()) == {1}, sizes
+    x = torch.randn(1, 1, algo.policy.net.net[0].in_features).expand(1, 6, -1)
+    logits = algo.policy.net(x)
+    torch.testing.assert_close(logits, logits[:, :1].expand(1, 6, -1))    # equal inputs, equal outputs
