@@ -158,16 +158,39 @@ class PPOFamily(Algorithm):
         """Denormalised reward values ``[..., n]`` and cost values ``[..., n, m]`` of observations ``obs[..., n, o]``."""
         self.wait()
         lead = obs.shape[:-2]
-        inp = self.critic.share_input(self.critic_source(self.normalize_obs(obs), state))
-        v = self.critic.forward_shared(inp)[..., 0].T.double().cpu().numpy().reshape(*lead, self.n)
+        src = self.critic_source(self.normalize_obs(obs), state)
+        vs, cs = [], []
+        for chunk in self.sample_chunks(src.shape[0]):            # bounded activations at large n
+            inp = self.critic.share_input(src[chunk])
+            vs.append(self.critic.forward_shared(inp)[..., 0].T)
+            if self.cost_critic is not None:
+                cs.append(self.cost_critic.forward_shared(inp).transpose(0, 1))
+        v = torch.cat(vs).double().cpu().numpy().reshape(*lead, self.n)
         if self.cost_critic is not None:
-            c = self.cost_critic.forward_shared(inp).transpose(0, 1).double().cpu().numpy().reshape(*lead, self.n, self.m)
+            c = torch.cat(cs).double().cpu().numpy().reshape(*lead, self.n, self.m)
         else:
             c = np.zeros(v.shape + (0,))
         if self.cfg.value_norm:
             v = v * np.sqrt(self.ret_rms.var + 1e-8) + self.ret_rms.mean
             c = c * np.sqrt(self.cost_rms.var + 1e-8) + self.cost_rms.mean
         return v, c
+
+    #: floats one full-batch activation may hold before no-grad passes go in chunks of samples
+    chunk_floats: int = 2 ** 24
+
+    def sample_chunks(self, samples: int) -> list[slice]:
+        """Slices of the sample axis so that a no-grad pass holds at most ``chunk_floats`` per activation
+        (one slice, the whole batch, unless ``n × samples × width`` passes it: memory linear in n)."""
+        width = max(max(self.cfg.hidden), self.critic.in_features)
+        per = max(1, self.chunk_floats // max(1, self.n * width))
+        return [slice(a, min(a + per, samples)) for a in range(0, samples, per)] or [slice(0, 0)]
+
+    @torch.no_grad()
+    def log_probs(self, pin: torch.Tensor, actions: torch.Tensor, params: torch.Tensor | None = None,
+                  agents: torch.Tensor | None = None) -> torch.Tensor:
+        """``[k, S]`` log-probabilities of ``actions`` under ``params`` (no grad), in chunks of samples."""
+        return torch.cat([self.policy.log_prob_entropy(pin[:, c], actions[:, c], params, agents)[0]
+                          for c in self.sample_chunks(pin.shape[1])], dim=1)
 
     # -- acting -----------------------------------------------------------------------------------
     def act(self, obs: np.ndarray, info: dict, deterministic: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -365,7 +388,7 @@ class PPOFamily(Algorithm):
         cfg = self.cfg
         n, S = adv.shape
         with torch.no_grad():
-            logp_old, _ = self.policy.log_prob_entropy(pin, actions)
+            logp_old = self.log_probs(pin, actions)
         plan = self.plan()
         self.last_plan = plan
         stages = plan.stages if plan is not None else (tuple(range(n)),)
@@ -404,7 +427,7 @@ class PPOFamily(Algorithm):
             if not whole:
                 self.policy_opt.put_rows(agents, params, m, v, steps)
             with torch.no_grad():                 # the stage's new/old ratios enter its successors' factors
-                logp_new, _ = self.policy.log_prob_entropy(p_in, a_in, params.detach(), agents)
+                logp_new = self.log_probs(p_in, a_in, params.detach(), agents)
                 if whole:
                     log_ratio = logp_new - logp_old
                 else:
