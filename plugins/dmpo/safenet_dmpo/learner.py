@@ -173,9 +173,18 @@ class DecentralizedPPO(Algorithm):
             adv = (adv - adv_c) / (1.0 + lam.sum(axis=1))
         return adv, np.stack(targets, axis=-1)
 
+    #: floats one no-grad activation may hold before the critic's full-batch pass goes in chunks of samples
+    chunk_floats: int = 2 ** 24
+
     @torch.no_grad()
     def values(self, critic_in: torch.Tensor) -> np.ndarray:
-        v = self.critic(critic_in).cpu().numpy().astype(np.float64)
+        """Values ``[..., n, 1 + m]`` of critic inputs ``[..., n, F]``; in chunks of samples when
+        ``n × samples × width`` passes ``chunk_floats`` (memory linear in n at large n)."""
+        flat = critic_in.reshape(-1, *critic_in.shape[-2:])
+        width = max(max(self.cfg.hidden), critic_in.shape[-1])
+        per = max(1, self.chunk_floats // max(1, self.n * width))
+        v = torch.cat([self.critic(flat[a:a + per]) for a in range(0, flat.shape[0], per)])
+        v = v.reshape(*critic_in.shape[:-1], -1).cpu().numpy().astype(np.float64)
         return v * np.sqrt(self.ret_rms.var + 1e-8) + self.ret_rms.mean if self.cfg.normalize_value else v
 
     def ppo_update(self, pi_in: torch.Tensor, critic_in: torch.Tensor, actions: torch.Tensor, logp_old: torch.Tensor,

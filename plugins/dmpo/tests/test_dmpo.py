@@ -412,3 +412,14 @@ def test_shared_networks_have_one_row_for_every_agent():
     x = torch.randn(1, 1, algo.policy.net.net[0].in_features).expand(1, 6, -1)
     logits = algo.policy.net(x)
     torch.testing.assert_close(logits, logits[:, :1].expand(1, 6, -1))    # equal inputs, equal outputs
+
+
+def test_chunked_values_equal_the_whole_batch():
+    game = make_cacc({"n_vehicles": 5}, num_envs=2, seed=0)
+    algo = DecentralizedPPO(game.spec, DPPOConfig(), seed=0)
+    obs, _ = game.reset(seed=0)
+    c_in = algo.critic_input(algo.norm_obs(np.stack([obs] * 7)))           # [7, 2, n, F]
+    whole = algo.values(c_in)
+    algo.chunk_floats = 5 * 64 * 3                                          # 3 samples per chunk
+    np.testing.assert_allclose(algo.values(c_in), whole, rtol=1e-6, atol=1e-6)
+    assert whole.shape == (7, 2, 5, 1)
