@@ -21,7 +21,8 @@ the game and the algorithm as ``safenet train`` does, runs ``--iterations`` trai
 
 A config that passes ``--cap-s`` seconds or ``--cap-gb`` of resident memory is stopped and printed
 as "did not fit". Dmpo fits its models from the first iteration (``algo.warmup_steps=0``) so the
-model path is measured. On a shared machine read speeds as the ratios within one row.
+model path is measured (a regular 100-step refit, not the
+longer warm-up fit). On a shared machine read speeds as the ratios within one row.
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ from pathlib import Path
 SIZES = (9, 25, 100, 400, 1024)
 ALGOS = ("sac", "ippo", "dec-mappo-l:kappa=1", "dec-mappo-l:kappa=2", "dmpo", "dppo", "mappo-l", "cppo")
 #: per-algorithm settings of this benchmark (documented in the module docstring)
-EXTRA = {"dmpo": ["algo.warmup_steps=0"]}
+EXTRA = {"dmpo": ["algo.warmup_steps=0", "algo.warmup_model_steps=0"]}
 
 
 def env_name(family: str, n: int) -> str:
@@ -221,6 +222,8 @@ def main() -> None:
     ap.add_argument("--cap-gb", type=float, default=4.0)
     ap.add_argument("--set", action="append", default=[], help="extra override for every config (repeatable)")
     ap.add_argument("--json", default="")
+    ap.add_argument("--plot", default="", help="write a log-log plot (PNG) of these rows, and of --from-json files")
+    ap.add_argument("--from-json", nargs="*", default=[], help="only plot/print rows saved by earlier --json runs")
     ap.add_argument("--markdown", action="store_true")
     ap.add_argument("--one", nargs=2, metavar=("ENV", "ALGO"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -228,6 +231,12 @@ def main() -> None:
         env, algo = args.one
         name, over = parse_algo(algo)
         print(json.dumps(run_one(env, name, over + EXTRA.get(name, []) + args.set, args.iterations, args.threads)))
+        return
+    if args.from_json:
+        rows = [r for f in args.from_json for r in json.loads(Path(f).read_text())]
+        print(markdown(rows))
+        if args.plot:
+            plot(rows, args.plot)
         return
     algos = _split_algos(args.algos)
     rows: list[dict] = []
@@ -250,6 +259,36 @@ def main() -> None:
         print(markdown(rows))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
+    if args.plot:
+        plot(rows, args.plot)
+
+
+def plot(rows: list[dict], path: str) -> None:
+    """Log-log: loop agent-steps/s and update seconds per agent per iteration against n, one line per algorithm."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    for label in dict.fromkeys(r["label"] for r in rows):
+        got = sorted((r for r in rows if r["label"] == label and not r.get("missing")), key=lambda r: r["n"])
+        if not got:
+            continue
+        n = [r["n"] for r in got]
+        axes[0].plot(n, [r["loop_agent_steps_s"] for r in got], "o-", label=label)
+        axes[1].plot(n, [r["update_s_per_agent_it"] * 1e3 for r in got], "o-", label=label)
+        axes[2].plot(n, [max(r["floats_per_agent_update"], 1.0) for r in got], "o-", label=label)
+    titles = ("training loop, agent-steps/s", "update, ms per agent per iteration", "floats per agent per update")
+    for ax, title in zip(axes, titles):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("agents n")
+        ax.set_title(title)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 def _split_algos(text: str) -> list[str]:
