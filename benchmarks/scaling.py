@@ -16,7 +16,8 @@ the game and the algorithm as ``safenet train`` does, runs ``--iterations`` trai
   shapes (:class:`safenet.stacked.StackedMLP`), nothing else (no stages, minibatches, gathers or
   bookkeeping); ``loop/floor`` = floor seconds / loop seconds (1.0: the loop costs what the networks
   cost, collection included);
-* **peak GB** — the child's peak resident memory;
+* **peak GB** — the child's peak resident memory during training (the floor is measured after, with
+  its full-batch gradients accumulated over chunks of samples);
 * **floats/agent/update** — ``algo.communication()['floats_per_update'] / n`` of the last iteration.
 
 A config that passes ``--cap-s`` seconds or ``--cap-gb`` of resident memory is stopped and printed
@@ -100,9 +101,13 @@ def floor_seconds(nets, repeats: int = 1) -> float:
         net = StackedMLP(members, fin, hidden, fout)
         opt = StackedAdam(net.flat, 1e-4, max_grad_norm=10.0)
         x = torch.randn(members, samples, fin)
+        # the full batch's gradient, accumulated over chunks of samples of at most 2^24 floats per
+        # activation (the same FLOPs; memory stays linear in n, as in the algorithms' own passes)
+        per = max(1, 2 ** 24 // (members * max(fin, *hidden)))
         t0 = time.perf_counter()
         for _ in range(passes * repeats):
-            net(x).square().mean(1).sum().backward()
+            for a in range(0, samples, per):
+                (net(x[:, a:a + per]).square().sum(1) / samples).sum().backward()
             opt.step()
         total += (time.perf_counter() - t0) / repeats
     return total
@@ -138,6 +143,8 @@ def run_one(env: str, algo: str, overrides: list[str], iterations: int, threads:
         collect += t1 - t0
         update += t2 - t1
     comm = trainer.algo.communication()
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20      # the run's, before the floor
+    print(f"trained: collect {collect:.1f} s, update {update:.1f} s, peak {peak_gb:.2f} GB", file=sys.stderr, flush=True)
     nets = floor_networks(trainer.algo, per_it)
     floor = floor_seconds(nets) * iterations if nets else float("nan")
     loop = collect + update
@@ -150,7 +157,7 @@ def run_one(env: str, algo: str, overrides: list[str], iterations: int, threads:
             "loop_over_floor": floor / loop if nets else float("nan"),
             "floor_agent_steps_s": per_it * iterations * n / floor if nets else float("nan"),
             "floats_per_agent_update": comm.get("floats_per_update", 0.0) / n,
-            "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+            "peak_gb": peak_gb,
             "torch_threads": torch.get_num_threads()}
 
 
@@ -177,9 +184,10 @@ def run_capped(args: list[str], cap_s: float, cap_gb: float) -> tuple[dict | Non
         peak = max(peak, rss_gb(proc.pid))
         if time.monotonic() - t0 > cap_s or peak > cap_gb:
             proc.kill()
-            proc.wait()
+            _, err = proc.communicate()
             why = f"over {cap_s:.0f} s" if time.monotonic() - t0 > cap_s else f"over {cap_gb:g} GB"
-            return None, why
+            trained = [line for line in err.splitlines() if line.startswith("trained:")]
+            return None, why + (f", in the floor measurement ({trained[0]})" if trained else "")
         time.sleep(0.2)
     out, err = proc.communicate()
     for line in reversed(out.splitlines()):
