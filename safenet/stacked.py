@@ -36,6 +36,22 @@ ACTIVATIONS = {"relu": torch.relu_, "tanh": torch.tanh_}
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
+def orthogonal_stack(members: int, rows: int, cols: int, gain: float = 1.0, chunk: int = 512) -> torch.Tensor:
+    """``[members, rows, cols]``: an independent (semi-)orthogonal matrix per member, as
+    ``nn.init.orthogonal_`` draws it (QR of a Gaussian matrix, signs fixed by ``R``'s diagonal), in
+    batched QRs of ``chunk`` members: thousands of members cost one call each, not one call per member."""
+    out = torch.empty(members, rows, cols)
+    for a in range(0, members, chunk):
+        k = min(chunk, members - a)
+        g = torch.randn(k, rows, cols)
+        if rows < cols:
+            g = g.transpose(1, 2)
+        q, r = torch.linalg.qr(g)
+        q = q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)
+        out[a:a + k] = (q.transpose(1, 2) if rows < cols else q) * gain
+    return out
+
+
 class StackedMLP(nn.Module):
     """``G`` MLPs ``in → hidden… → out`` with their parameters as rows of ``flat[G, P + extra]``.
 
@@ -64,10 +80,7 @@ class StackedMLP(nn.Module):
         flat = torch.zeros(members, off + extra)
         for k, (wo, bo, a, b) in enumerate(self.layers):
             gain = out_gain if k == len(self.layers) - 1 else math.sqrt(2.0)
-            w = torch.empty(members, a, b)
-            for g in range(members):
-                nn.init.orthogonal_(w[g], gain)
-            flat[:, wo:bo] = w.reshape(members, -1)
+            flat[:, wo:bo] = orthogonal_stack(members, a, b, gain).reshape(members, -1)
         self.flat = nn.Parameter(flat)
 
     def weight(self, layer: int, params: torch.Tensor | None = None) -> torch.Tensor:

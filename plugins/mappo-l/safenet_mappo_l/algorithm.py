@@ -178,11 +178,12 @@ class PPOFamily(Algorithm):
     #: floats one full-batch activation may hold before no-grad passes go in chunks of samples
     chunk_floats: int = 2 ** 24
 
-    def sample_chunks(self, samples: int) -> list[slice]:
-        """Slices of the sample axis so that a no-grad pass holds at most ``chunk_floats`` per activation
-        (one slice, the whole batch, unless ``n × samples × width`` passes it: memory linear in n)."""
+    def sample_chunks(self, samples: int, agents: int | None = None) -> list[slice]:
+        """Slices of the sample axis so that a pass over ``agents`` (default all) holds at most
+        ``chunk_floats`` per activation (one slice, the whole batch, unless ``agents × samples × width``
+        passes it: memory linear in n)."""
         width = max(max(self.cfg.hidden), self.critic.in_features)
-        per = max(1, self.chunk_floats // max(1, self.n * width))
+        per = max(1, self.chunk_floats // max(1, (agents or self.n) * width))
         return [slice(a, min(a + per, samples)) for a in range(0, samples, per)] or [slice(0, 0)]
 
     @torch.no_grad()
@@ -343,21 +344,24 @@ class PPOFamily(Algorithm):
         losses, closses = [], []
         for _ in range(cfg.epochs):
             for mb in minibatches(src.shape[0], cfg.minibatches, self.critic_rng):
-                mb_t = torch.as_tensor(mb, device=self.dev)
-                x = self.critic.share_input(src.index_select(0, mb_t))
-                loss = value_loss(self.critic.forward_shared(x)[..., 0], target.index_select(1, mb_t),
-                                  huber_delta=huber).mean(1).sum()
-                total = loss
-                if self.cost_critic is not None:
-                    closs = (value_loss(self.cost_critic.forward_shared(x), ctarget.index_select(1, mb_t), huber_delta=huber)
-                             * cmask).mean(1).sum()
-                    total = loss + closs
-                    closses.append(closs.detach())
-                total.backward()
+                parts = self.sample_chunks(len(mb))
+                for part in parts:        # one part unless n is large: then the minibatch's gradient is accumulated
+                    mb_t = torch.as_tensor(mb[part], device=self.dev)
+                    share = 1.0 if len(parts) == 1 else len(mb_t) / len(mb)
+                    x = self.critic.share_input(src.index_select(0, mb_t))
+                    loss = value_loss(self.critic.forward_shared(x)[..., 0], target.index_select(1, mb_t),
+                                      huber_delta=huber).mean(1).sum() * share
+                    total = loss
+                    if self.cost_critic is not None:
+                        closs = (value_loss(self.cost_critic.forward_shared(x), ctarget.index_select(1, mb_t),
+                                            huber_delta=huber) * cmask).mean(1).sum() * share
+                        total = loss + closs
+                        closses.append(closs.detach() / share)
+                    total.backward()
+                    losses.append(loss.detach() / share)
                 self.critic_opt.step()
                 if self.cost_opt is not None:
                     self.cost_opt.step()
-                losses.append(loss.detach())
         out = {"train/loss_value": float(torch.stack(losses).mean()) / self.n}
         if closses:
             out["train/loss_cost_value"] = float(torch.stack(closses).mean()) / max(1.0, float(self.cost_mask.sum()))
@@ -414,16 +418,21 @@ class PPOFamily(Algorithm):
                 corrections.append(correction.mean())
             for _ in range(cfg.epochs):
                 for mb in minibatches(S, cfg.minibatches, self.rng):
-                    mb_t = torch.as_tensor(mb, device=self.dev)
-                    surr, ent = self.policy_objective(
-                        p_in.index_select(1, mb_t), a_in.index_select(1, mb_t), lp_in.index_select(1, mb_t),
-                        adv_in.index_select(1, mb_t), None if correction is None else correction.index_select(1, mb_t),
-                        params, agents)
-                    loss = -(surr + cfg.entropy_coef * ent).sum()
-                    (grad,) = torch.autograd.grad(loss, params)
+                    parts = self.sample_chunks(len(mb), params.shape[0] if agents is not None else n)
+                    grad = None
+                    for part in parts:    # one part unless the stage is large: then the gradient is accumulated
+                        mb_t = torch.as_tensor(mb[part], device=self.dev)
+                        share = 1.0 if len(parts) == 1 else len(mb_t) / len(mb)
+                        surr, ent = self.policy_objective(
+                            p_in.index_select(1, mb_t), a_in.index_select(1, mb_t), lp_in.index_select(1, mb_t),
+                            adv_in.index_select(1, mb_t), None if correction is None else correction.index_select(1, mb_t),
+                            params, agents)
+                        loss = -(surr + cfg.entropy_coef * ent).sum() * share
+                        (g,) = torch.autograd.grad(loss, params)
+                        grad = g if grad is None else grad + g
+                        pol_losses.append(-surr.detach().mean())
+                        entropies.append(ent.detach().mean())
                     adam_rows_(params.data, grad, m, v, steps, **hyper)
-                    pol_losses.append(-surr.detach().mean())
-                    entropies.append(ent.detach().mean())
             if not whole:
                 self.policy_opt.put_rows(agents, params, m, v, steps)
             with torch.no_grad():                 # the stage's new/old ratios enter its successors' factors
