@@ -165,7 +165,10 @@ class GameSpec:
             costs = f"{self.max_costs} cost per agent ({', '.join(self.cost_names)})"
         else:
             costs = f"{sum(self.n_costs)} cost signals ({', '.join(self.cost_names)})"
-        return (f"{self.name}: {self.n} agents, graph diameter {self.graph.diameter}, obs {self.obs_dim}, "
+        # the diameter needs all-pairs distances (O(n²) memory, a BFS from every agent): large graphs show degrees
+        graph = (f"graph diameter {self.graph.diameter}" if self.n <= 1024 else
+                 f"graph max degree {int(self.graph.adjacency.sum(1).max())}")
+        return (f"{self.name}: {self.n} agents, {graph}, obs {self.obs_dim}, "
                 f"{kinds} ({self.action_dim}), {costs}, episodes of {self.episode_length} steps")
 
 

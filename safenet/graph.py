@@ -110,9 +110,8 @@ class Graph:
 
     def neighbourhood(self, i: int, kappa: int) -> np.ndarray:
         """``N_i^κ`` as an index array: ``i`` first, then the others in increasing index order."""
-        row = self.within(kappa)[i]
-        others = np.flatnonzero(row & (np.arange(self.n) != i))
-        return np.concatenate([[i], others]).astype(np.int64)
+        idx, mask = self.neighbourhood_index(kappa)
+        return idx[i][mask[i]].copy()
 
     def neighbourhood_index(self, kappa: int) -> tuple[np.ndarray, np.ndarray]:
         """Padded κ-hop neighbourhoods: ``idx[n, K]`` (self first) and ``mask[n, K]``.
@@ -124,13 +123,13 @@ class Graph:
 
     def max_neighbourhood(self, kappa: int) -> int:
         """``f(κ) = max_i |N_i^κ|``."""
-        return int(self.within(kappa).sum(axis=1).max()) if self.n else 0
+        return int(self.neighbourhood_index(kappa)[1].sum(axis=1).max()) if self.n else 0
 
 
 def _neighbourhood_index(graph: Graph, kappa: int) -> tuple[np.ndarray, np.ndarray]:
     cache = graph.__dict__.setdefault("_nbr_cache", {})
     if kappa not in cache:
-        rows = [graph.neighbourhood(i, kappa) for i in range(graph.n)]
+        rows = _neighbourhoods(graph, kappa)
         width = max((len(r) for r in rows), default=0)
         idx = np.empty((graph.n, width), dtype=np.int64)
         mask = np.zeros((graph.n, width), dtype=bool)
@@ -142,3 +141,38 @@ def _neighbourhood_index(graph: Graph, kappa: int) -> tuple[np.ndarray, np.ndarr
         mask.setflags(write=False)
         cache[kappa] = (idx, mask)
     return cache[kappa]
+
+
+def _adjacency_lists(graph: Graph) -> list[np.ndarray]:
+    lists = graph.__dict__.get("_adj_lists")
+    if lists is None:
+        src, dst = np.nonzero(graph.adjacency)
+        lists = np.split(dst, np.searchsorted(src, np.arange(1, graph.n)))
+        graph.__dict__["_adj_lists"] = lists
+    return lists
+
+
+def _neighbourhoods(graph: Graph, kappa: int) -> list[np.ndarray]:
+    """``N_i^κ`` of every agent (self first, then increasing index) by a BFS cut at ``κ`` hops.
+
+    Work and memory grow with ``Σ_i |N_i^κ|`` (the frontiers), never with ``n²``: the all-pairs
+    :attr:`Graph.distances` are not built. The same sets as :meth:`Graph.within` (tests check both).
+    """
+    n = graph.n
+    nbrs = _adjacency_lists(graph)
+    seen = np.zeros(n, dtype=bool)
+    rows: list[np.ndarray] = []
+    for i in range(n):
+        seen[i] = True
+        members, frontier = [np.array([i])], np.array([i])
+        for _ in range(kappa):
+            if not len(frontier):
+                break
+            cand = np.unique(np.concatenate([nbrs[u] for u in frontier]))
+            frontier = cand[~seen[cand]]
+            seen[frontier] = True
+            members.append(frontier)
+        found = np.concatenate(members)
+        seen[found] = False
+        rows.append(np.concatenate([[i], np.sort(found[1:])]).astype(np.int64))
+    return rows

@@ -1,8 +1,11 @@
 """Per-agent networks batched into one tensor op.
 
 ``n`` agents with their own parameters are evaluated together: weights are stacked as
-``[n, in, out]`` and a forward pass is one ``einsum`` over inputs ``[..., n, in]``, never a Python
-loop over agents. Parameter sharing is the special case ``n_param = 1`` (broadcast).
+``[n, in, out]`` and a layer is one ``einsum`` over inputs ``[..., n, in]``, never a Python loop over
+agents. :class:`AgentMLP` runs its layers *agent-major*: the input is viewed as ``[n, N, in]`` once
+and every layer is one ``baddbmm`` over the agents (no copies between layers), the same function of
+the same parameters as the layer-by-layer ``einsum``. Parameter sharing is the special case
+``n_param = 1`` (broadcast).
 """
 from __future__ import annotations
 
@@ -56,7 +59,22 @@ class AgentMLP(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        """``x[..., n, in]`` → ``[..., n, out]``, agent-major inside (see the module docstring)."""
+        first = self.net[0]
+        n = x.shape[-2]
+        if x.dim() < 2 or (n != first.n_agents and not first.shared) or x.shape[-1] != first.in_features:
+            raise ValueError(f"expected input [..., {first.n_agents}, {first.in_features}], got {tuple(x.shape)}")
+        lead = x.shape[:-2]
+        z = x.reshape(-1, n, x.shape[-1]).transpose(0, 1)                 # [n, N, in], a strided view
+        N = z.shape[1]
+        for layer in self.net:
+            if not isinstance(layer, AgentLinear):
+                z = layer(z)
+            elif layer.shared:                                           # one weight: all agents' rows at once
+                z = torch.addmm(layer.bias, z.reshape(n * N, -1), layer.weight[0]).view(n, N, -1)
+            else:
+                z = torch.baddbmm(layer.bias.unsqueeze(1), z, layer.weight)
+        return z.transpose(0, 1).reshape(*lead, n, z.shape[-1])
 
 
 def masked_categorical(logits: torch.Tensor, action_mask: torch.Tensor) -> torch.distributions.Categorical:

@@ -121,7 +121,8 @@ class AgentPolicy(nn.Module):
         self.register_buffer("action_mask", torch.arange(a_max)[None, :] < torch.as_tensor(action_dims)[:, None])
         self.net = AgentMLP(n_agents, in_features, hidden, a_max, activation=activation, shared=shared, out_gain=0.01)
         if action_kind == "continuous":
-            self.log_std = nn.Parameter(torch.full((n_agents, a_max), float(init_log_std)))
+            # shared: one log-std row for every agent, like the network
+            self.log_std = nn.Parameter(torch.full((1 if shared else n_agents, a_max), float(init_log_std)))
 
     def distribution(self, x: torch.Tensor) -> torch.distributions.Distribution:
         out = self.net(x)

@@ -32,6 +32,10 @@ class UpdatePlan:
     predecessors: tuple[tuple[int, ...], ...]    # predecessors[i]: updated agents in N_i^κ before i
     stage_of: tuple[int, ...]                    # stage index of each agent
 
+    def predecessor_count(self) -> int:
+        """How many (agent, predecessor) pairs the plan has: ``predecessor_mask().sum()`` without the ``n × n``."""
+        return sum(len(p) for p in self.predecessors)
+
     def predecessor_mask(self) -> np.ndarray:
         """``[n, n]`` boolean: ``[i, j]`` true when ``j`` is a predecessor of ``i``."""
         n = len(self.stage_of)
@@ -49,18 +53,28 @@ def plan_updates(graph: Graph, kappa: int, rng: np.random.Generator | None = Non
     perm = np.asarray(order) if order is not None else rng.permutation(n)
     if sorted(perm.tolist()) != list(range(n)):
         raise ValueError(f"order must be a permutation of 0..{n - 1}")
-    conflict = graph.within(2 * kappa)
+    # the conflict graph (distance <= 2κ) and N_i^κ as sparse index rows: work grows with n·K, not n²
+    c_idx, c_mask = graph.neighbourhood_index(2 * kappa)
+    k_idx, k_mask = graph.neighbourhood_index(kappa)
     colour = np.full(n, -1, dtype=np.int64)
     for i in perm:
-        used = set(colour[conflict[i] & (colour >= 0)].tolist())
+        others = colour[c_idx[i][c_mask[i]]]
+        used = set(others[others >= 0].tolist())
         c = 0
         while c in used:
             c += 1
         colour[i] = c
     n_stages = int(colour.max()) + 1 if n else 0
-    # keep the permutation's order inside each stage
-    stages = tuple(tuple(int(i) for i in perm if colour[i] == s) for s in range(n_stages))
-    within = graph.within(kappa)
-    preds = tuple(tuple(int(j) for j in perm if within[i, j] and colour[j] < colour[i]) for i in range(n))
+    # keep the permutation's order inside each stage (a stable sort of the permutation by colour)
+    by_stage = perm[np.argsort(colour[perm], kind="stable")]
+    bounds = np.searchsorted(colour[by_stage], np.arange(n_stages + 1))
+    stages = tuple(tuple(int(i) for i in by_stage[bounds[s]:bounds[s + 1]]) for s in range(n_stages))
+    position = np.empty(n, dtype=np.int64)
+    position[perm] = np.arange(n)
+    preds = []
+    for i in range(n):
+        nb = k_idx[i][k_mask[i]]
+        nb = nb[colour[nb] < colour[i]]
+        preds.append(tuple(int(j) for j in nb[np.argsort(position[nb], kind="stable")]))
     return UpdatePlan(order=tuple(i for s in stages for i in s), stages=stages,
-                      predecessors=preds, stage_of=tuple(int(c) for c in colour))
+                      predecessors=tuple(preds), stage_of=tuple(int(c) for c in colour))

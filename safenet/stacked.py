@@ -36,11 +36,28 @@ ACTIVATIONS = {"relu": torch.relu_, "tanh": torch.tanh_}
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
+def orthogonal_stack(members: int, rows: int, cols: int, gain: float = 1.0, chunk: int = 512) -> torch.Tensor:
+    """``[members, rows, cols]``: an independent (semi-)orthogonal matrix per member, as
+    ``nn.init.orthogonal_`` draws it (QR of a Gaussian matrix, signs fixed by ``R``'s diagonal), in
+    batched QRs of ``chunk`` members: thousands of members cost one call each, not one call per member."""
+    out = torch.empty(members, rows, cols)
+    for a in range(0, members, chunk):
+        k = min(chunk, members - a)
+        g = torch.randn(k, rows, cols)
+        if rows < cols:
+            g = g.transpose(1, 2)
+        q, r = torch.linalg.qr(g)
+        q = q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)
+        out[a:a + k] = (q.transpose(1, 2) if rows < cols else q) * gain
+    return out
+
+
 class StackedMLP(nn.Module):
     """``G`` MLPs ``in → hidden… → out`` with their parameters as rows of ``flat[G, P + extra]``.
 
     ``forward(x[G, N, in])`` → ``[G, N, out]``. ``forward(x, params)`` runs the same layers with
-    other rows (``params[k, P + extra]``, e.g. a stage's working copy) on ``x[k, N, in]``.
+    other rows (``params[k, P + extra]``, e.g. a stage's working copy) on ``x[k, N, in]``. One row of
+    parameters (``members=1``: parameter sharing) serves any number of agents' inputs ``x[k, N, in]``.
     Initialisation: orthogonal weights per member (gain √2, output layer ``out_gain``), zero biases.
     """
 
@@ -63,10 +80,7 @@ class StackedMLP(nn.Module):
         flat = torch.zeros(members, off + extra)
         for k, (wo, bo, a, b) in enumerate(self.layers):
             gain = out_gain if k == len(self.layers) - 1 else math.sqrt(2.0)
-            w = torch.empty(members, a, b)
-            for g in range(members):
-                nn.init.orthogonal_(w[g], gain)
-            flat[:, wo:bo] = w.reshape(members, -1)
+            flat[:, wo:bo] = orthogonal_stack(members, a, b, gain).reshape(members, -1)
         self.flat = nn.Parameter(flat)
 
     def weight(self, layer: int, params: torch.Tensor | None = None) -> torch.Tensor:
@@ -101,8 +115,11 @@ class StackedMLP(nn.Module):
     def forward(self, x: torch.Tensor, params: torch.Tensor | None = None) -> torch.Tensor:
         p = self.flat if params is None else params
         G = p.shape[0]
-        if x.dim() != 3 or x.shape[0] != G or x.shape[2] != self.in_features:
+        if x.dim() != 3 or (x.shape[0] != G and G != 1) or x.shape[2] != self.in_features:
             raise ValueError(f"expected input [{G}, N, {self.in_features}], got {tuple(x.shape)}")
+        if G == 1 and x.shape[0] != 1:              # one shared network: all agents' samples as one batch
+            k, N = x.shape[:2]
+            return self.layers_from(0, x.reshape(1, k * N, -1).transpose(1, 2), p).view(k, N, -1)
         return self.layers_from(0, x.transpose(1, 2), p)
 
     def layers_from(self, start: int, z: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
@@ -135,17 +152,20 @@ class NeighbourhoodMLP(StackedMLP):
       whose neighbourhoods cover much of the graph; chosen when ``n·o ≤ 2048`` and ``2K ≥ n``).
 
     ``share_input(x)`` prepares an input once for several networks with the same neighbourhoods.
+    ``shared=True``: one network (one parameter row) for all agents, always gathered.
     """
 
     def __init__(self, idx: np.ndarray, mask: np.ndarray, obs_dim: int, hidden: Sequence[int], out_features: int, *,
                  activation: str = "relu", out_gain: float = 1.0, dense: bool | None = None,
-                 n_sources: int | None = None) -> None:
+                 n_sources: int | None = None, shared: bool = False) -> None:
         idx, mask = np.asarray(idx), np.asarray(mask, dtype=bool)
         n, K = idx.shape
         n_src = n if n_sources is None else n_sources           # rows of x (e.g. 1: a global state all agents read)
-        super().__init__(n, K * obs_dim, hidden, out_features, activation=activation, out_gain=out_gain)
-        self.obs_dim, self.n_sources = obs_dim, n_src
-        self.dense = dense if dense is not None else (n_src * obs_dim <= 2048 and 2 * K >= n_src)
+        super().__init__(1 if shared else n, K * obs_dim, hidden, out_features, activation=activation, out_gain=out_gain)
+        self.obs_dim, self.n_sources, self.n_agents = obs_dim, n_src, n
+        if shared and dense:
+            raise ValueError("a shared NeighbourhoodMLP is always gathered (dense=True needs one network per agent)")
+        self.dense = False if shared else (dense if dense is not None else (n_src * obs_dim <= 2048 and 2 * K >= n_src))
         self.register_buffer("idx", torch.tensor(idx, dtype=torch.long), persistent=False)
         self.register_buffer("slot_weight", torch.tensor(mask, dtype=torch.float32), persistent=False)
         if self.dense:
@@ -169,12 +189,12 @@ class NeighbourhoodMLP(StackedMLP):
             return x
         xa = x.transpose(0, 1)                                               # [n, N, o]
         g = xa[self.idx] * self.slot_weight.to(x.dtype)[:, :, None, None]    # [n, K, N, o]
-        return g.permute(0, 2, 1, 3).reshape(self.members, x.shape[0], -1)
+        return g.permute(0, 2, 1, 3).reshape(self.n_agents, x.shape[0], -1)
 
     def forward_shared(self, inp: torch.Tensor) -> torch.Tensor:
         """``[n, N, out]`` from :meth:`share_input`'s output."""
         if not self.dense:
-            return self.layers_from(0, inp.transpose(1, 2), self.flat)
+            return self.forward(inp)
         N, n = inp.shape[0], self.members
         h = self.layers[0][3]
         w = torch.take(self.flat, self.dense_take) * self.dense_keep          # [n_src·o, n·h]
@@ -307,10 +327,12 @@ class StackedPolicy(nn.Module):
     parameters, so one flat row holds everything an agent's policy owns; padded dimensions are left
     out of log-probabilities and entropies (and sampled as 0).
     Every method takes optional ``params`` rows and ``agents`` (their indices) to run a subset.
+    ``shared=True``: one policy for all agents (parameter sharing; one row of parameters).
     """
 
     def __init__(self, n_agents: int, in_features: int, action_kind: str, action_dims: Sequence[int],
-                 hidden: Sequence[int] = (64, 64), *, init_log_std: float = -0.5, activation: str = "relu") -> None:
+                 hidden: Sequence[int] = (64, 64), *, init_log_std: float = -0.5, activation: str = "relu",
+                 shared: bool = False) -> None:
         super().__init__()
         if action_kind not in ("discrete", "continuous"):
             raise ValueError(f"action_kind must be 'discrete' or 'continuous', got {action_kind!r}")
@@ -319,8 +341,9 @@ class StackedPolicy(nn.Module):
         a_max = max(action_dims)
         self.register_buffer("action_mask", torch.arange(a_max)[None, :] < torch.as_tensor(action_dims)[:, None])
         continuous = action_kind == "continuous"
-        self.net = StackedMLP(n_agents, in_features, hidden, a_max, activation=activation, out_gain=0.01,
-                              extra=a_max if continuous else 0)
+        # shared: one policy (one row, log-stds included) for every agent
+        self.net = StackedMLP(1 if shared else n_agents, in_features, hidden, a_max, activation=activation,
+                              out_gain=0.01, extra=a_max if continuous else 0)
         if continuous:
             with torch.no_grad():
                 self.net.extras().fill_(float(init_log_std))

@@ -154,3 +154,21 @@ def test_masked_categorical_never_samples_padded_actions():
     torch.testing.assert_close(p[1], torch.full((3,), 1 / 3))
     samples = dist.sample((500,))
     assert not (samples[:, 0] == 2).any()
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_agent_major_mlp_equals_the_einsum_layers(shared):
+    """AgentMLP's agent-major baddbmm pass is the same function, with the same gradients, as its layers'
+    einsum one after another."""
+    torch.manual_seed(0)
+    mlp = AgentMLP(5, 7, [16, 8], 3, activation=torch.nn.SiLU, shared=shared).double()
+    x = torch.randn(4, 3, 5, 7, dtype=torch.float64)
+    out = mlp(x)
+    ref = mlp.net(x)
+    torch.testing.assert_close(out, ref)
+    g1 = torch.autograd.grad(out.square().sum(), list(mlp.parameters()))
+    g2 = torch.autograd.grad(mlp.net(x).square().sum(), list(mlp.parameters()))
+    for a, b in zip(g1, g2):
+        torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="expected input"):
+        AgentMLP(5, 7, [16], 3)(torch.randn(2, 4, 7))

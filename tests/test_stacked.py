@@ -165,3 +165,14 @@ def test_the_numpy_acting_copy_computes_the_policy(kind):
         samples, _ = fast.act(xs, np.random.default_rng(1))
         freq = np.bincount(samples[2], minlength=3) / 4000
         np.testing.assert_allclose(freq, probs[2, 0].numpy(), atol=0.03)
+
+
+def test_orthogonal_stack_gives_orthogonal_members():
+    from safenet.stacked import orthogonal_stack
+
+    for rows, cols in ((64, 64), (10, 64), (64, 9)):
+        w = orthogonal_stack(700, rows, cols, gain=2.0, chunk=256).double() / 2.0
+        small = min(rows, cols)
+        gram = w @ w.transpose(1, 2) if rows < cols else w.transpose(1, 2) @ w
+        torch.testing.assert_close(gram, torch.eye(small, dtype=torch.float64).expand(700, -1, -1), atol=1e-5, rtol=0)
+        assert not torch.allclose(w[0], w[1])                      # independent members

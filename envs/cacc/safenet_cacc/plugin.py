@@ -1,6 +1,7 @@
 """Registers the CACC environments with safenet (entry point ``safenet_cacc`` in group ``safenet``).
 
-Two names, one game: ``cacc_catchup`` and ``cacc_slowdown`` differ only in ``env.scenario``.
+Two names, one game: ``cacc_catchup`` and ``cacc_slowdown`` differ only in ``env.scenario``; the sized
+family ``cacc_<scenario>_<N>`` (e.g. ``cacc_catchup_1024``) sets the platoon length ``env.n_vehicles``.
 """
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ _NAMED: dict[str, dict[str, Any]] = {
     "cacc_catchup": {"scenario": "catchup"},
     "cacc_slowdown": {"scenario": "slowdown"},
 }
+#: Named groups set the env config keys ``scenario`` and ``n_vehicles``.
+NAME_PATTERN = r"cacc_(?P<scenario>catchup|slowdown)_(?P<n_vehicles>\d+)"
 _SUMMARY = {
     "cacc_catchup": "CACC platoon (8 vehicles, OVM gains as actions), catch-up: the first vehicle starts "
                     "30-50 m behind the leader; cost per step with headway < 10 m",
@@ -41,6 +44,11 @@ def environments() -> list[dict[str, Any]]:
 def safenet_environments() -> list[EnvSpec]:
     from .cacc import CaccConfig
 
-    return [EnvSpec(name=e["name"], factory=e["factory"], config=CaccConfig, summary=e["summary"], tags=TAGS,
-                    defaults=e["defaults"], overrides=OVERRIDES, parallel_env=PARALLEL_ENV)
-            for e in environments()]
+    specs = [EnvSpec(name=e["name"], factory=e["factory"], config=CaccConfig, summary=e["summary"], tags=TAGS,
+                     defaults=e["defaults"], overrides=OVERRIDES, parallel_env=PARALLEL_ENV)
+             for e in environments()]
+    specs.append(EnvSpec(
+        name="cacc_<scenario>_<N>", factory=FACTORY, config=CaccConfig, pattern=NAME_PATTERN, tags=TAGS,
+        summary="CACC platoon of any length: cacc_catchup_<N> or cacc_slowdown_<N> (N vehicles)",
+        overrides=OVERRIDES, parallel_env=PARALLEL_ENV))
+    return specs

@@ -412,3 +412,17 @@ def test_parallel_env_api():
     assert set(obs) == {"vehicle_0", "vehicle_1", "vehicle_2"} and obs["vehicle_0"].shape == (5,)
     _, rewards, terms, truncs, infos = env.step({a: 3 for a in env.agents})
     assert infos["vehicle_0"]["cost"].shape == (1,) and isinstance(rewards["vehicle_2"], float)
+
+
+def test_sized_platoon_names():
+    from safenet.trainer import Selection, make_game
+
+    from safenet.plugins import get_plugin_manager
+
+    spec, implied = get_plugin_manager().environment("cacc_slowdown_32")
+    assert spec.pattern and implied == {"scenario": "slowdown", "n_vehicles": "32"}
+    sel = Selection.resolve("dppo", "cacc_catchup_64")
+    game = make_game(sel, sel.compose(overrides=[]), 2, seed=0)
+    assert game.spec.n == 64 and game.spec.graph.n == 64
+    spec, implied = get_plugin_manager().environment("cacc_catchup")
+    assert implied == {} and spec.name == "cacc_catchup"

@@ -129,6 +129,16 @@ def access_matrix(rows: int, cols: int, users_per_cell: int) -> np.ndarray:
     return M
 
 
+def share_an_ap(access: np.ndarray) -> np.ndarray:
+    """``[n, n]`` bool: users ``i`` and ``j`` reach a common AP (``access @ access.T > 0``), built AP by AP
+    (each AP joins the few users it serves) rather than by an ``n × n_aps × n`` integer product."""
+    n = access.shape[0]
+    adj = np.zeros((n, n), dtype=bool)
+    for users in (np.flatnonzero(col) for col in np.asarray(access, dtype=bool).T):
+        adj[np.ix_(users, users)] = True
+    return adj
+
+
 class WirelessGrid(BatchedGame):
     """``num_envs`` copies of the wireless access grid, stepped with vectorised numpy.
 
@@ -159,7 +169,7 @@ class WirelessGrid(BatchedGame):
         #: the APs each user reaches, in increasing index order
         self.user_aps: list[np.ndarray] = [np.flatnonzero(row) for row in self.access]
         self.served = self.access.sum(axis=0)                                         # users per AP
-        graph = Graph(self.access.astype(np.int64) @ self.access.T.astype(np.int64) > 0)
+        graph = Graph(share_an_ap(self.access))
         action_dims = tuple(1 + d * len(aps) for aps in self.user_aps)
         limit = self.energy_budget * self.episode_length
         self.spec = GameSpec(

@@ -376,3 +376,11 @@ def test_parallel_env_api():
     assert set(obs) == {f"user_{i}" for i in range(6)} and "local_state" in infos["user_0"]
     _, _, _, _, infos = env.step({a: 1 for a in env.agents})
     assert infos["user_0"]["cost"].tolist() == [1.0]
+
+
+def test_graph_from_ap_lists_equals_the_access_product():
+    from safenet_grid.wireless import access_matrix, share_an_ap
+
+    for rows, cols, users in ((3, 3, 1), (3, 4, 2), (5, 7, 3)):
+        acc = access_matrix(rows, cols, users)
+        np.testing.assert_array_equal(share_an_ap(acc), acc.astype(np.int64) @ acc.T.astype(np.int64) > 0)

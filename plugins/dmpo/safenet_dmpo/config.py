@@ -41,6 +41,9 @@ class DPPOConfig:
     normalize_obs: bool = True
     normalize_advantage: bool = True
     normalize_value: bool = True     # critics regress standardised targets (running mean/std per agent)
+    # one policy, one critic (and one dmpo model) for all agents, on each agent's own inputs:
+    # parameters O(1) in n, each network learns from n× the samples
+    share_parameters: bool = False
     lagrange: LagrangeConfig = field(default_factory=_off)
 
     def __post_init__(self) -> None:

@@ -31,11 +31,11 @@ from .model import EnvBuffer, LocalModels, fit
 class DMPO(DecentralizedPPO):
     def __init__(self, spec: GameSpec, cfg: DMPOConfig, *, seed: int = 0, device: str = "cpu") -> None:
         super().__init__(spec, cfg, seed=seed, device=device)
-        diam = spec.graph.diameter
-        self.m_idx, self.m_mask = spec.graph.neighbourhood_index(min(cfg.model_kappa, diam))
+        self.m_idx, self.m_mask = spec.graph.neighbourhood_index(cfg.model_kappa)
         a_shape = () if spec.action_kind == "discrete" else (spec.action_dim,)
         self.model = LocalModels(self.n, self.o, self.m, spec.action_kind, spec.action_dim, self.m_idx,
-                                 self.m_mask, spec.obs_mask(), tuple(cfg.model_hidden)).to(device)
+                                 self.m_mask, spec.obs_mask(), tuple(cfg.model_hidden),
+                                 shared=bool(cfg.share_parameters)).to(device)
         self.model_opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr_model)
         self.buffer = EnvBuffer(cfg.model_buffer, self.n, self.o, a_shape, self.m, cfg.model_holdout, self.rng)
         self.real_steps = 0

@@ -16,7 +16,8 @@ per-constraint Lagrange multipliers (core :mod:`safenet.lagrange`); its advantag
 ``(A_r − Σ_j λ_ij A_cj) / (1 + Σ_j λ_ij)``.
 
 All ``n`` agents' networks run as one batched op (:class:`safenet.nets.AgentMLP`); they share no
-parameters.
+parameters, unless ``algo.share_parameters=true``: then one policy, one critic (and, for ``dmpo``, one
+model) serve all agents, each on its own κ-hop inputs.
 """
 from __future__ import annotations
 
@@ -38,7 +39,8 @@ from .config import DPPOConfig
 
 
 def neighbourhood_average(within: np.ndarray) -> np.ndarray:
-    """Row-normalised ``[n, n]`` weights: ``W[i, j] = 1/|N_i^κ|`` for ``j ∈ N_i^κ`` (Eq. 4)."""
+    """Row-normalised ``[n, n]`` weights: ``W[i, j] = 1/|N_i^κ|`` for ``j ∈ N_i^κ`` (Eq. 4): the dense form of
+    :meth:`DecentralizedPPO.mix`, which averages through the ``[n, K]`` neighbourhood index instead."""
     w = within.astype(np.float64)
     return w / w.sum(axis=1, keepdims=True)
 
@@ -52,21 +54,27 @@ class DecentralizedPPO(Algorithm):
     def __init__(self, spec: GameSpec, cfg: DPPOConfig, *, seed: int = 0, device: str = "cpu") -> None:
         super().__init__(spec, cfg, seed=seed, device=device)
         n, o = spec.n, spec.obs_dim
-        graph, diam = spec.graph, spec.graph.diameter
+        graph = spec.graph
         self.n, self.o = n, o
         self.m = spec.max_costs
         self.rng = np.random.default_rng(seed)
-        self.pi_idx, self.pi_mask = graph.neighbourhood_index(min(cfg.policy_kappa, diam))
-        self.v_idx, self.v_mask = graph.neighbourhood_index(min(cfg.kappa, diam))
-        # Eq. 4 weights (identity for "own" advantages)
-        self.adv_weights = (neighbourhood_average(graph.within(min(cfg.kappa, diam)))
-                            if cfg.advantage == "neighbourhood" else np.eye(n))
+        # κ-hop neighbourhoods as [n, K] index rows (a κ beyond the diameter gives each component whole)
+        self.pi_idx, self.pi_mask = graph.neighbourhood_index(cfg.policy_kappa)
+        self.v_idx, self.v_mask = graph.neighbourhood_index(cfg.kappa)
+        # Eq. 4: the agents whose advantages agent i averages (itself only for "own" advantages)
+        if cfg.advantage == "neighbourhood":
+            self.adv_idx, self.adv_mask = self.v_idx, self.v_mask
+        else:
+            self.adv_idx, self.adv_mask = np.arange(n)[:, None], np.ones((n, 1), dtype=bool)
+        self._adv_w = self.adv_mask / self.adv_mask.sum(1, keepdims=True)          # [n, K]: 1/|N_i^κ| on real slots
         self.use_lagrange = bool(self.m and cfg.lagrange.enabled)
         self.n_values = 1 + (self.m if self.use_lagrange else 0)
         # networks, their optimizer state and every update live on ``device``; numpy arrays (rollouts,
         # normalisers, Lagrange multipliers) stay on the host and cross once per batch
-        self.policy = AgentPolicy(n, self.pi_idx.shape[1] * o, spec.action_kind, spec.action_dims, cfg.hidden).to(device)
-        self.critic = AgentMLP(n, self.critic_features(), cfg.hidden, self.n_values).to(device)
+        shared = bool(cfg.share_parameters)
+        self.policy = AgentPolicy(n, self.pi_idx.shape[1] * o, spec.action_kind, spec.action_dims, cfg.hidden,
+                                  shared=shared).to(device)
+        self.critic = AgentMLP(n, self.critic_features(), cfg.hidden, self.n_values, shared=shared).to(device)
         self.pi_opt = torch.optim.Adam(self.policy.parameters(), lr=cfg.lr_policy, eps=1e-5)
         self.v_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr_value, eps=1e-5)
         self.obs_rms = RunningMeanStd((n, o))
@@ -137,10 +145,11 @@ class DecentralizedPPO(Algorithm):
 
     # -- learning -------------------------------------------------------------------------------
     def mix(self, adv: np.ndarray) -> np.ndarray:
-        """Eq. 4: agent ``i``'s advantage is the mean over ``j ∈ N_i^κ`` (``adv[..., n]`` or ``[..., n, m]``)."""
+        """Eq. 4: agent ``i``'s advantage is the mean over ``j ∈ N_i^κ`` (``adv[..., n]`` or ``[..., n, m]``),
+        gathered through the ``[n, K]`` index (work and memory ``n·K``, never ``n²``)."""
         if adv.ndim and adv.shape[-1] != self.n:
-            return np.einsum("ij,...jm->...im", self.adv_weights, adv)
-        return np.einsum("ij,...j->...i", self.adv_weights, adv)
+            return np.einsum("...ikm,ik->...im", adv[..., self.adv_idx, :], self._adv_w)
+        return np.einsum("...ik,ik->...i", adv[..., self.adv_idx], self._adv_w)
 
     def advantages(self, reward: np.ndarray, cost: np.ndarray | None, value: np.ndarray, next_value: np.ndarray,
                    terminated: np.ndarray, done: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -164,9 +173,18 @@ class DecentralizedPPO(Algorithm):
             adv = (adv - adv_c) / (1.0 + lam.sum(axis=1))
         return adv, np.stack(targets, axis=-1)
 
+    #: floats one no-grad activation may hold before the critic's full-batch pass goes in chunks of samples
+    chunk_floats: int = 2 ** 24
+
     @torch.no_grad()
     def values(self, critic_in: torch.Tensor) -> np.ndarray:
-        v = self.critic(critic_in).cpu().numpy().astype(np.float64)
+        """Values ``[..., n, 1 + m]`` of critic inputs ``[..., n, F]``; in chunks of samples when
+        ``n × samples × width`` passes ``chunk_floats`` (memory linear in n at large n)."""
+        flat = critic_in.reshape(-1, *critic_in.shape[-2:])
+        width = max(max(self.cfg.hidden), critic_in.shape[-1])
+        per = max(1, self.chunk_floats // max(1, self.n * width))
+        v = torch.cat([self.critic(flat[a:a + per]) for a in range(0, flat.shape[0], per)])
+        v = v.reshape(*critic_in.shape[:-1], -1).cpu().numpy().astype(np.float64)
         return v * np.sqrt(self.ret_rms.var + 1e-8) + self.ret_rms.mean if self.cfg.normalize_value else v
 
     def ppo_update(self, pi_in: torch.Tensor, critic_in: torch.Tensor, actions: torch.Tensor, logp_old: torch.Tensor,
@@ -332,7 +350,7 @@ class DecentralizedPPO(Algorithm):
         else:
             per_sample = self.neighbour_links(self.v_mask) * o
         if self.cfg.advantage == "neighbourhood":
-            per_sample += float((self.adv_weights > 0).sum() - n) * self.n_values
+            per_sample += float(self.adv_mask.sum() - n) * self.n_values
         return {"floats_per_step": per_step, "floats_per_update": per_sample * self._samples_last_update
                 + self.extra_floats_last_update()}
 

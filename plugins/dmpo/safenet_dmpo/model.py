@@ -71,13 +71,13 @@ class LocalModels(nn.Module):
     """The ``n`` localized models, batched. Inputs and outputs are normalised with buffer statistics."""
 
     def __init__(self, n: int, o: int, m: int, action_kind: str, action_dim: int, idx: np.ndarray,
-                 mask: np.ndarray, obs_mask: np.ndarray, hidden: tuple[int, ...]) -> None:
+                 mask: np.ndarray, obs_mask: np.ndarray, hidden: tuple[int, ...], shared: bool = False) -> None:
         super().__init__()
         self.n, self.o, self.m = n, o, m
         self.kind, self.action_dim = action_kind, action_dim
         self.idx, self.mask = np.asarray(idx), np.asarray(mask)
         in_features = idx.shape[1] * o + action_dim
-        self.net = AgentMLP(n, in_features, hidden, o + 2 + m, activation=nn.SiLU)
+        self.net = AgentMLP(n, in_features, hidden, o + 2 + m, activation=nn.SiLU, shared=shared)
         self.register_buffer("obs_mask", torch.as_tensor(obs_mask, dtype=torch.float32))
         for name, shape in (("obs", (n, o)), ("delta", (n, o)), ("reward", (n,)), ("cost", (n, m))):
             self.register_buffer(f"{name}_mean", torch.zeros(shape))

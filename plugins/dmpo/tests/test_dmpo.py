@@ -142,6 +142,18 @@ def test_neighbourhood_average_weights_on_a_line():
     np.testing.assert_allclose(w, expect)
 
 
+@pytest.mark.parametrize("kappa", [0, 1, 2, 9])
+def test_sparse_mix_equals_the_dense_weights(kappa):
+    """Eq. 4 through the [n, K] index equals the dense n × n row-normalised weights (a 12-vehicle platoon)."""
+    game = make_cacc({"n_vehicles": 12}, num_envs=1, seed=0)
+    algo = DecentralizedPPO(game.spec, DPPOConfig(kappa=kappa), seed=0)
+    w = neighbourhood_average(game.spec.graph.within(kappa))
+    x = np.random.default_rng(kappa).normal(size=(5, 2, 12))
+    np.testing.assert_allclose(algo.mix(x), np.einsum("ij,...j->...i", w, x), rtol=1e-12, atol=1e-12)
+    xm = np.random.default_rng(kappa).normal(size=(5, 2, 12, 3))
+    np.testing.assert_allclose(algo.mix(xm), np.einsum("ij,...jm->...im", w, xm), rtol=1e-12, atol=1e-12)
+
+
 def test_advantage_is_the_neighbourhood_mean_of_per_agent_gae():
     game = make_cacc({"n_vehicles": 4}, num_envs=1, seed=0)
     algo = DecentralizedPPO(game.spec, DPPOConfig(kappa=1, gae_lambda=0.7, gamma=0.9), seed=0)
@@ -163,7 +175,7 @@ def test_advantage_is_the_neighbourhood_mean_of_per_agent_gae():
 def test_cppo_uses_own_advantage_and_the_global_state():
     game = make_cacc({"n_vehicles": 5}, num_envs=2, seed=0)
     algo = CentralizedPPO(game.spec, CPPOConfig(), seed=0)
-    np.testing.assert_array_equal(algo.adv_weights, np.eye(5))
+    np.testing.assert_array_equal(algo.adv_idx, np.arange(5)[:, None])
     obs, _ = game.reset(seed=0)
     c_in = algo.critic_input(algo.norm_obs(obs), game.state())
     assert c_in.shape == (2, 5, game.spec.state_dim)
@@ -377,3 +389,37 @@ def test_dmpo_learns_catchup_full(tmp_path):
     first, last = ret[:3].mean(), ret[-len(ret) // 5:].mean()
     assert first < -2.5e4, f"the first policy was already good ({first:,.0f}); the check would prove nothing"
     assert last > 0.5 * first, (first, last, ret[-10:])
+
+
+SHARED_SMALL = ["trainer.rollout_steps=20", "algo.share_parameters=true", "algo.epochs=2", "algo.warmup_steps=0",
+                "algo.warmup_model_steps=5", "algo.model_steps=5", "algo.branches=8", "algo.rollout_length=2",
+                "algo.model_every=1"]
+
+
+@pytest.mark.parametrize("algo", ["dppo", "cppo", "dmpo"])
+def test_share_parameters_trains_end_to_end(algo, tmp_path):
+    overrides = SHARED_SMALL if algo == "dmpo" else SHARED_SMALL[:3]
+    row = check_algorithm(algo, "grid_wireless_3x3", tmp_path, overrides=overrides)
+    assert np.isfinite(row["train/value_loss"])
+
+
+def test_shared_networks_have_one_row_for_every_agent():
+    game = make_cacc({"n_vehicles": 6}, num_envs=1, seed=0)
+    algo = DMPO(game.spec, DMPOConfig(share_parameters=True), seed=0)
+    sizes = {name: p.shape[0] for net in (algo.policy, algo.critic, algo.model)
+             for name, p in net.named_parameters()}
+    assert set(sizes.values()) == {1}, sizes
+    x = torch.randn(1, 1, algo.policy.net.net[0].in_features).expand(1, 6, -1)
+    logits = algo.policy.net(x)
+    torch.testing.assert_close(logits, logits[:, :1].expand(1, 6, -1))    # equal inputs, equal outputs
+
+
+def test_chunked_values_equal_the_whole_batch():
+    game = make_cacc({"n_vehicles": 5}, num_envs=2, seed=0)
+    algo = DecentralizedPPO(game.spec, DPPOConfig(), seed=0)
+    obs, _ = game.reset(seed=0)
+    c_in = algo.critic_input(algo.norm_obs(np.stack([obs] * 7)))           # [7, 2, n, F]
+    whole = algo.values(c_in)
+    algo.chunk_floats = 5 * 64 * 3                                          # 3 samples per chunk
+    np.testing.assert_allclose(algo.values(c_in), whole, rtol=1e-6, atol=1e-6)
+    assert whole.shape == (7, 2, 5, 1)

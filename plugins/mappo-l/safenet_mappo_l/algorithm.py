@@ -106,9 +106,9 @@ class PPOFamily(Algorithm):
             torch.manual_seed(int(seed) % 2**63)
             self.policy = StackedPolicy(n, self.pol_idx.shape[1] * o, spec.action_kind, spec.action_dims,
                                         hidden=tuple(cfg.hidden), init_log_std=cfg.init_log_std,
-                                        activation=cfg.activation).to(self.dev)
+                                        activation=cfg.activation, shared=cfg.share_parameters).to(self.dev)
             critic = partial(NeighbourhoodMLP, crit_idx, crit_mask, crit_d, tuple(cfg.hidden),
-                             activation=cfg.activation, n_sources=crit_src)
+                             activation=cfg.activation, n_sources=crit_src, shared=cfg.share_parameters)
             self.critic = critic(1).to(self.dev)
             self.cost_critic = critic(self.m).to(self.dev) if self.m else None
         opt = {"eps": cfg.adam_eps, "max_grad_norm": cfg.max_grad_norm or None}
@@ -160,16 +160,40 @@ class PPOFamily(Algorithm):
         """Denormalised reward values ``[..., n]`` and cost values ``[..., n, m]`` of observations ``obs[..., n, o]``."""
         self.wait()
         lead = obs.shape[:-2]
-        inp = self.critic.share_input(self.critic_source(self.normalize_obs(obs), state))
-        v = self.critic.forward_shared(inp)[..., 0].T.double().cpu().numpy().reshape(*lead, self.n)
+        src = self.critic_source(self.normalize_obs(obs), state)
+        vs, cs = [], []
+        for chunk in self.sample_chunks(src.shape[0]):            # bounded activations at large n
+            inp = self.critic.share_input(src[chunk])
+            vs.append(self.critic.forward_shared(inp)[..., 0].T)
+            if self.cost_critic is not None:
+                cs.append(self.cost_critic.forward_shared(inp).transpose(0, 1))
+        v = torch.cat(vs).double().cpu().numpy().reshape(*lead, self.n)
         if self.cost_critic is not None:
-            c = self.cost_critic.forward_shared(inp).transpose(0, 1).double().cpu().numpy().reshape(*lead, self.n, self.m)
+            c = torch.cat(cs).double().cpu().numpy().reshape(*lead, self.n, self.m)
         else:
             c = np.zeros(v.shape + (0,))
         if self.cfg.value_norm:
             v = v * np.sqrt(self.ret_rms.var + 1e-8) + self.ret_rms.mean
             c = c * np.sqrt(self.cost_rms.var + 1e-8) + self.cost_rms.mean
         return v, c
+
+    #: floats one full-batch activation may hold before no-grad passes go in chunks of samples
+    chunk_floats: int = 2 ** 24
+
+    def sample_chunks(self, samples: int, agents: int | None = None) -> list[slice]:
+        """Slices of the sample axis so that a pass over ``agents`` (default all) holds at most
+        ``chunk_floats`` per activation (one slice, the whole batch, unless ``agents × samples × width``
+        passes it: memory linear in n)."""
+        width = max(max(self.cfg.hidden), self.critic.in_features)
+        per = max(1, self.chunk_floats // max(1, (agents or self.n) * width))
+        return [slice(a, min(a + per, samples)) for a in range(0, samples, per)] or [slice(0, 0)]
+
+    @torch.no_grad()
+    def log_probs(self, pin: torch.Tensor, actions: torch.Tensor, params: torch.Tensor | None = None,
+                  agents: torch.Tensor | None = None) -> torch.Tensor:
+        """``[k, S]`` log-probabilities of ``actions`` under ``params`` (no grad), in chunks of samples."""
+        return torch.cat([self.policy.log_prob_entropy(pin[:, c], actions[:, c], params, agents)[0]
+                          for c in self.sample_chunks(pin.shape[1])], dim=1)
 
     # -- acting -----------------------------------------------------------------------------------
     def act(self, obs: np.ndarray, info: dict, deterministic: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -326,29 +350,33 @@ class PPOFamily(Algorithm):
         losses, closses = [], []
         for _ in range(cfg.epochs):
             for mb in minibatches(src.shape[0], cfg.minibatches, self.critic_rng):
-                mb_t = torch.as_tensor(mb, device=self.dev)
-                x = self.critic.share_input(src.index_select(0, mb_t))
-                loss = value_loss(self.critic.forward_shared(x)[..., 0], target.index_select(1, mb_t),
-                                  huber_delta=huber).mean(1).sum()
-                total = loss
-                if self.cost_critic is not None:
-                    closs = (value_loss(self.cost_critic.forward_shared(x), ctarget.index_select(1, mb_t), huber_delta=huber)
-                             * cmask).mean(1).sum()
-                    total = loss + closs
-                    closses.append(closs.detach())
-                total.backward()
+                parts = self.sample_chunks(len(mb))
+                for part in parts:        # one part unless n is large: then the minibatch's gradient is accumulated
+                    mb_t = torch.as_tensor(mb[part], device=self.dev)
+                    share = 1.0 if len(parts) == 1 else len(mb_t) / len(mb)
+                    x = self.critic.share_input(src.index_select(0, mb_t))
+                    loss = value_loss(self.critic.forward_shared(x)[..., 0], target.index_select(1, mb_t),
+                                      huber_delta=huber).mean(1).sum() * share
+                    total = loss
+                    if self.cost_critic is not None:
+                        closs = (value_loss(self.cost_critic.forward_shared(x), ctarget.index_select(1, mb_t),
+                                            huber_delta=huber) * cmask).mean(1).sum() * share
+                        total = loss + closs
+                        closses.append(closs.detach() / share)
+                    total.backward()
+                    losses.append(loss.detach() / share)
                 self.critic_opt.step()
                 if self.cost_opt is not None:
                     self.cost_opt.step()
-                losses.append(loss.detach())
         out = {"train/loss_value": float(torch.stack(losses).mean()) / self.n}
         if closses:
             out["train/loss_cost_value"] = float(torch.stack(closses).mean()) / max(1.0, float(self.cost_mask.sum()))
         return out
 
     def plan(self) -> UpdatePlan | None:
-        """This iteration's update plan (None: all agents at once, no correction factor)."""
-        return plan_updates(self.plan_graph, self.kappa, self.rng) if self.sequential else None
+        """This iteration's update plan (None: all agents at once, no correction factor; also with
+        ``share_parameters``, whose one network cannot be updated agent by agent)."""
+        return plan_updates(self.plan_graph, self.kappa, self.rng) if self.sequential and not self.cfg.share_parameters else None
 
     def policy_objective(self, pin: torch.Tensor, actions: torch.Tensor, logp_old: torch.Tensor, adv: torch.Tensor,
                          correction: torch.Tensor | None, params: torch.Tensor | None = None,
@@ -370,7 +398,7 @@ class PPOFamily(Algorithm):
         cfg = self.cfg
         n, S = adv.shape
         with torch.no_grad():
-            logp_old, _ = self.policy.log_prob_entropy(pin, actions)
+            logp_old = self.log_probs(pin, actions)
         plan = self.plan()
         self.last_plan = plan
         stages = plan.stages if plan is not None else (tuple(range(n)),)
@@ -396,20 +424,25 @@ class PPOFamily(Algorithm):
                 corrections.append(correction.mean())
             for _ in range(cfg.epochs):
                 for mb in minibatches(S, cfg.minibatches, self.rng):
-                    mb_t = torch.as_tensor(mb, device=self.dev)
-                    surr, ent = self.policy_objective(
-                        p_in.index_select(1, mb_t), a_in.index_select(1, mb_t), lp_in.index_select(1, mb_t),
-                        adv_in.index_select(1, mb_t), None if correction is None else correction.index_select(1, mb_t),
-                        params, agents)
-                    loss = -(surr + cfg.entropy_coef * ent).sum()
-                    (grad,) = torch.autograd.grad(loss, params)
+                    parts = self.sample_chunks(len(mb), params.shape[0] if agents is not None else n)
+                    grad = None
+                    for part in parts:    # one part unless the stage is large: then the gradient is accumulated
+                        mb_t = torch.as_tensor(mb[part], device=self.dev)
+                        share = 1.0 if len(parts) == 1 else len(mb_t) / len(mb)
+                        surr, ent = self.policy_objective(
+                            p_in.index_select(1, mb_t), a_in.index_select(1, mb_t), lp_in.index_select(1, mb_t),
+                            adv_in.index_select(1, mb_t), None if correction is None else correction.index_select(1, mb_t),
+                            params, agents)
+                        loss = -(surr + cfg.entropy_coef * ent).sum() * share
+                        (g,) = torch.autograd.grad(loss, params)
+                        grad = g if grad is None else grad + g
+                        pol_losses.append(-surr.detach().mean())
+                        entropies.append(ent.detach().mean())
                     adam_rows_(params.data, grad, m, v, steps, **hyper)
-                    pol_losses.append(-surr.detach().mean())
-                    entropies.append(ent.detach().mean())
             if not whole:
                 self.policy_opt.put_rows(agents, params, m, v, steps)
             with torch.no_grad():                 # the stage's new/old ratios enter its successors' factors
-                logp_new, _ = self.policy.log_prob_entropy(p_in, a_in, params.detach(), agents)
+                logp_new = self.log_probs(p_in, a_in, params.detach(), agents)
                 if whole:
                     log_ratio = logp_new - logp_old
                 else:
@@ -446,7 +479,7 @@ class PPOFamily(Algorithm):
         else:
             critic = neighbourhood_floats(self.nbr_mask, o)
         reward = neighbourhood_floats(self.rew_mask, 1)
-        preds = float(self.last_plan.predecessor_mask().sum()) if self.last_plan is not None else 0.0
+        preds = float(self.last_plan.predecessor_count()) if self.last_plan is not None else 0.0
         per_sample = critic + reward + preds
         return {"floats_per_step": per_step, "floats_per_update": per_sample * self._last_samples}
 

@@ -58,6 +58,10 @@ class PPOConfig:
     # train the critics in a background thread while the policies update and the next rollout is
     # collected (same math: neither uses the critics; their loss is then logged one iteration late)
     critic_overlap: bool = True
+    # one actor and one critic (and cost critic) for all agents, on each agent's own inputs: parameters
+    # O(1) in n, each network learns from n× the samples; all agents then update at once (one shared
+    # network cannot be updated agent by agent, so the sequential scheme and its correction factor are off)
+    share_parameters: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.gamma < 1.0:

@@ -477,3 +477,56 @@ def test_a_learning_rate_given_on_resume_takes_effect(pm, tmp_path):
     algo = trainer.algo
     assert algo.policy_opt.lr == 0.0123 and algo.critic_opt.lr == 0.0456 and algo.cost_opt.lr == 0.0456
     assert int(algo.policy_opt.steps.max()) > 0                     # the moments came from the checkpoint
+
+
+# ------------------------------------------------------------------------------------------------
+# parameter sharing
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("env", ["toy_line", "toy_reach"])
+@pytest.mark.parametrize("algo", ALGOS)
+def test_share_parameters_trains_end_to_end(algo, env, pm, tmp_path):
+    row = check_algorithm(algo, env, tmp_path, pm=pm, overrides=[
+        "trainer.rollout_steps=16", "trainer.torch_threads=1", "algo.share_parameters=true"])
+    assert math.isfinite(row["train/loss_policy"]) and math.isfinite(row["train/loss_value"])
+    assert row["train/stages"] == 1.0                  # one network: all agents update at once
+
+
+def test_shared_networks_have_one_row_and_learn_from_every_agent():
+    game = toy(6, num_envs=2)
+    algo = DecMAPPOL(game.spec, DecSafePPOConfig(kappa=1, share_parameters=True, critic_overlap=False), seed=0)
+    per_agent = DecMAPPOL(game.spec, DecSafePPOConfig(kappa=1), seed=0)
+    assert algo.policy.flat.shape[0] == 1 and algo.critic.flat.shape[0] == 1
+    assert algo.policy.flat.shape[1] == per_agent.policy.flat.shape[1]           # same network, O(1) rows
+    # the shared policy is the same function for every agent: equal inputs, equal action probabilities
+    x = torch.randn(1, 5, algo.policy.net.in_features).expand(6, -1, -1)
+    a = torch.zeros(6, 5, dtype=torch.long)
+    logp, _ = algo.policy.log_prob_entropy(x, a)
+    torch.testing.assert_close(logp, logp[:1].expand(6, -1))
+    before = {k: v.clone() for k, v in params(algo).items()}
+    algo.update(rollout_of(algo, game, 16))
+    after = params(algo)
+    assert all(not torch.equal(before[k], after[k]) for k in ("policy.net.flat", "critic.flat"))
+    # the acting copy computes what the torch policy computes
+    obs = np.random.default_rng(0).normal(size=(3, 6, game.spec.obs_dim)).astype(np.float32)
+    acts, extras = algo.act(obs, {})
+    pin = algo.policy_input(algo.normalize_obs(obs))
+    lp, _ = algo.policy.log_prob_entropy(pin, torch.as_tensor(acts.T))
+    np.testing.assert_allclose(extras["logp"], lp.T.detach().numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_chunked_no_grad_passes_equal_the_whole_batch():
+    """Values and log-probabilities computed in chunks of samples (large n) equal the one-chunk pass."""
+    game = toy(5, num_envs=2)
+    cfg = DecSafePPOConfig(kappa=1, critic_overlap=False)
+    whole, chunked = DecMAPPOL(game.spec, cfg, seed=3), DecMAPPOL(game.spec, cfg, seed=3)
+    chunked.chunk_floats = 5 * 64 * 3                   # 3 samples per chunk
+    assert len(chunked.sample_chunks(16)) == 6 and len(whole.sample_chunks(16)) == 1
+    roll = rollout_of(whole, game, 16)
+    v1, c1 = whole.values(roll.obs)
+    v2, c2 = chunked.values(roll.obs)
+    np.testing.assert_allclose(v1, v2, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(c1, c2, rtol=1e-6, atol=1e-6)
+    whole.update(roll)
+    chunked.update(roll)
+    for k, v in params(whole).items():
+        torch.testing.assert_close(params(chunked)[k], v, rtol=1e-5, atol=1e-6)
