@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from safenet.game import GameSpec
+from safenet.nets import load_optimizer_state
 from safenet.rollout import Rollout
 
 from .config import DMPOConfig
@@ -173,7 +174,7 @@ class DMPO(DecentralizedPPO):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.model.load_state_dict(state["model"])
-        self.model_opt.load_state_dict(state["model_opt"])
+        load_optimizer_state(self.model_opt, state["model_opt"])
         self.real_steps = int(state["real_steps"])
         self.model_fitted = bool(state["model_fitted"])
         self.model_fits = int(state["model_fits"])

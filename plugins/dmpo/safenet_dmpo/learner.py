@@ -31,7 +31,7 @@ from torch import nn
 from safenet.algorithm import Algorithm
 from safenet.game import GameSpec
 from safenet.lagrange import LagrangeMultipliers
-from safenet.nets import AgentMLP
+from safenet.nets import AgentMLP, load_optimizer_state
 from safenet.ppo import AgentPolicy, RunningMeanStd, clipped_surrogate, gather_neighbourhood, minibatches, value_loss
 from safenet.rollout import Rollout, gae
 
@@ -322,8 +322,8 @@ class DecentralizedPPO(Algorithm):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.policy.load_state_dict(state["policy"])
         self.critic.load_state_dict(state["critic"])
-        self.pi_opt.load_state_dict(state["pi_opt"])
-        self.v_opt.load_state_dict(state["v_opt"])
+        load_optimizer_state(self.pi_opt, state["pi_opt"])
+        load_optimizer_state(self.v_opt, state["v_opt"])
         self.obs_rms.load_state_dict(state["obs_rms"])
         self.ret_rms.load_state_dict(state["ret_rms"])
         self.iteration = int(state["iteration"])
