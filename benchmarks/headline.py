@@ -168,6 +168,10 @@ def write_table(results: list[dict], limit: float | None, path: Path) -> None:
              "|---|---|---|---|---|---|---|---|---|---|"]
     for label in dict.fromkeys(r["algo"] for r in results):
         rs = [r for r in results if r["algo"] == label]
+        if len({r["env_steps"] for r in rs}) > 1:             # seeds at different budgets: no mean
+            lines.append(f"| `{label}` | {len(rs)} | {min(r['env_steps'] for r in rs):,}–{max(r['env_steps'] for r in rs):,} "
+                         f"| budgets differ: see the rows per run | | | | | | {rs[0]['floats_per_update']:,.0f} |")
+            continue
         ev = [r["eval"] or {} for r in rs]
         tl = [r["train_last10"] for r in rs]
         lines.append(f"| `{label}` | {len(rs)} | {min(r['env_steps'] for r in rs):,} | "
@@ -175,6 +179,14 @@ def write_table(results: list[dict], limit: float | None, path: Path) -> None:
                      f"{ms([e.get('ep_length') for e in ev])} | {ms([t['ep_return'] for t in tl])} | "
                      f"{ms([t['ep_cost'] for t in tl])} | {ms([t['ep_length'] for t in tl])} | "
                      f"{rs[0]['floats_per_update']:,.0f} |")
+    lines += ["", "Per run:", "", "| run | env steps | eval return | eval cost | eval length | train return | train cost | "
+              "train length | λ |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        e, t = r["eval"] or {}, r["train_last10"]
+        f = lambda v, d=4: "—" if v is None or not np.isfinite(v) else f"{v:.{d}g}"
+        lines.append(f"| `{Path(r['run_dir']).name}` | {r['env_steps']:,} | {f(e.get('ep_return'))} | {f(e.get('ep_cost'))} | "
+                     f"{f(e.get('ep_length'))} | {f(t['ep_return'])} | {f(t['ep_cost'], 3)} | {f(t['ep_length'])} | "
+                     f"{f(t.get('lagrange'), 3)} |")
     path.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
@@ -202,16 +214,20 @@ def plot(curves: dict[str, list[list[dict]]], limit: float | None, path: Path, w
             xs = [np.array([r["env_steps"] for r in rows if k in r]) for rows in seeds]
             ys = [smooth(np.array([r[k] for r in rows if k in r]), width) for rows in seeds]
             grid, mean, std = aggregate(xs, ys)
-            ln, = ax.plot(grid, mean, label=f"{label} ({len(seeds)} seeds)")
+            ln, = ax.plot(grid, mean, label=f"{label} ({len(seeds)} seeds; thin: each seed)")
             ax.fill_between(grid, mean - std, mean + std, alpha=0.2, color=ln.get_color())
+            for x, y in zip(xs, ys):                        # every seed to its own budget
+                ax.plot(x, y, color=ln.get_color(), linewidth=0.6, alpha=0.6)
         if line_at is not None:
             ax.axhline(line_at, color="black", linestyle="--", label=f"limit {line_at}")
             ax.set_yscale("symlog", linthresh=1.0)
+            ax.set_ylim(bottom=0)
         ax.set_xlabel("environment steps")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(f"{ENV}: mean ± std over seeds (training episodes, moving average of {width} iterations)")
+    fig.suptitle(f"{ENV}: mean ± std over seeds where all seeds have data, each seed thin "
+                 f"(training episodes, moving average of {width} iterations)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
