@@ -17,7 +17,6 @@ mean ± std over seeds) and ``<out>_table.md`` (per algorithm, and the communica
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import subprocess
 import sys
@@ -28,6 +27,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from mappo_l_curves import read_rows  # noqa: E402  (the metrics rows of a run, as floats)
 ENV = "safe_ant_8x1"
 # label -> (algorithm, extra overrides)
 VARIANTS = {
@@ -41,14 +42,6 @@ VARIANTS = {
 def safenet_cmd() -> list[str]:
     exe = Path(sys.executable).with_name("safenet")
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "safenet.cli"]
-
-
-def read_rows(run: Path) -> list[dict[str, float]]:
-    path = run / "metrics.csv"
-    if not path.exists():
-        return []
-    with open(path, newline="") as fh:
-        return [{k: float(v) for k, v in r.items() if v not in ("", None)} for r in csv.DictReader(fh)]
 
 
 def relative(path: Path) -> str:
