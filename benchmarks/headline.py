@@ -95,9 +95,10 @@ def cmd_train(args) -> None:
     print("all runs at", args.steps, "env steps")
 
 
-def tail_mean(rows: list[dict[str, float]], key: str, frac: float) -> float:
-    last = rows[-1]["env_steps"]
-    vals = [r[key] for r in rows if r["env_steps"] > (1 - frac) * last and key in r]
+def tail_mean(rows: list[dict[str, float]], key: str, frac: float, last: float | None = None) -> float:
+    """Mean of ``key`` over the rows in the last ``frac`` of the steps up to ``last`` (default: the run's end)."""
+    last = rows[-1]["env_steps"] if last is None else last
+    vals = [r[key] for r in rows if (1 - frac) * last < r["env_steps"] <= last and key in r]
     return float(np.mean(vals)) if vals else float("nan")
 
 
@@ -144,8 +145,17 @@ def cmd_report(args) -> None:
                 "train_s": sum(r.get("time/collect_s", 0) + r.get("time/update_s", 0) for r in rows),
             })
             print(f"  {label} s{seed}: {results[-1]['env_steps']} steps, eval {results[-1]['eval']}", flush=True)
+    # every run over the same stretch of training: the last 10 % of the smallest budget among the runs
+    common = min(r["env_steps"] for r in results)
+    for r in results:
+        rows = curves[r["algo"]][[x["seed"] for x in results if x["algo"] == r["algo"]].index(r["seed"])]
+        keys = {k for row in rows for k in row if k.startswith("rollout/ep_")}
+        at = {k: tail_mean(rows, k, 0.1, common) for k in keys}
+        r["train_at_common_budget"] = {"env_steps": common, "ep_return": at.get("rollout/ep_return"),
+                                       "ep_cost": cost_of(at, "rollout/"), "ep_length": at.get("rollout/ep_length")}
     out = Path(args.out)
-    out.with_suffix(".json").write_text(json.dumps({"env": ENV, "cost_limit": limit, "runs": results}, indent=1))
+    out.with_suffix(".json").write_text(json.dumps({"env": ENV, "cost_limit": limit, "common_budget": common,
+                                                    "runs": results}, indent=1))
     write_table(results, limit, out.with_name(out.name + "_table.md"))
     plot(curves, limit, out.with_suffix(".png"), args.smooth)
     print(f"wrote {out.with_suffix('.json')}, {out.with_suffix('.png')} and {out.name}_table.md")
@@ -172,6 +182,13 @@ def write_table(results: list[dict], limit: float | None, path: Path) -> None:
                      f"{ms([e.get('ep_length') for e in ev])} | {ms([t['ep_return'] for t in tl])} | "
                      f"{ms([t['ep_cost'] for t in tl])} | {ms([t['ep_length'] for t in tl])} | "
                      f"{rs[0]['floats_per_update']:,.0f} |")
+    common = results[0]["train_at_common_budget"]["env_steps"]
+    lines += ["", f"Training episodes over the same stretch for every run ({0.9 * common:,.0f}–{common:,} env steps), "
+              "mean ± std over seeds:", "", f"| algorithm | seeds | return | cost (limit {limit}) | length |", "|---|---|---|---|---|"]
+    for label in dict.fromkeys(r["algo"] for r in results):
+        at = [r["train_at_common_budget"] for r in results if r["algo"] == label]
+        lines.append(f"| `{label}` | {len(at)} | {ms([a['ep_return'] for a in at])} | {ms([a['ep_cost'] for a in at])} | "
+                     f"{ms([a['ep_length'] for a in at])} |")
     lines += ["", "Per run:", "", "| run | env steps | eval return | eval cost | eval length | train return | train cost | "
               "train length | λ |", "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
