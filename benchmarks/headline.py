@@ -9,7 +9,8 @@ Every run is an ordinary run of the headline command with the environment's defa
 its ``config.yaml``, ``meta.json``, ``metrics.csv`` and latest checkpoint, so anyone can evaluate it or
 extend it (``safenet train --resume <dir> trainer.total_steps=...``). ``train`` goes round by round:
 each round takes every unfinished run ``--chunk`` env steps further (resuming it), ``--jobs`` at a
-time, so that an interrupted session leaves all runs at about the same budget. Re-running continues
+time, so that an interrupted session leaves all runs at about the same budget. Stop it with Ctrl-C or
+``kill -TERM <pid>``: the runs in progress checkpoint and no further run starts. Re-running continues
 where the runs stand. ``report`` evaluates each run's latest checkpoint with ``safenet eval --episodes
 32 --json`` and writes ``<out>.json``, ``<out>.png`` (return, cost against the limit, episode length:
 mean ± std over seeds) and ``<out>_table.md`` (per algorithm, and the communication per update).
@@ -18,8 +19,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -61,7 +64,14 @@ def run_dir(args, label: str, seed: int) -> Path:
     return Path(args.runs) / f"headline-{label}-s{seed}"
 
 
+#: set by Ctrl-C / SIGTERM: the runs in progress checkpoint and stop, no further run is started
+STOP = threading.Event()
+CHILDREN: set[subprocess.Popen] = set()
+
+
 def train_to(args, label: str, seed: int, target: int) -> None:
+    if STOP.is_set():
+        return
     run = run_dir(args, label, seed)
     algo, extra = VARIANTS[label]
     if (run / "checkpoints" / "latest").exists():
@@ -75,24 +85,38 @@ def train_to(args, label: str, seed: int, target: int) -> None:
     log = run.parent / f"{run.name}.log"
     run.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a") as fh:
-        proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT)
-    if proc.returncode != 0:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT)
+        CHILDREN.add(proc)
+        proc.wait()
+        CHILDREN.discard(proc)
+    if proc.returncode != 0 and not STOP.is_set():
         raise RuntimeError(f"{run.name}: safenet train exited with {proc.returncode}; see {log}")
     print(f"  {run.name}: at {steps_of(run)} env steps ({time.perf_counter() - t0:.0f} s)", flush=True)
 
 
+def _stop(signum, frame) -> None:  # noqa: ARG001
+    if not STOP.is_set():
+        print("stopping: the runs in progress write a checkpoint; no further run starts", flush=True)
+    STOP.set()
+    if signum == signal.SIGTERM:            # Ctrl-C reaches the runs itself (same process group); a kill does not
+        for child in list(CHILDREN):
+            child.send_signal(signal.SIGTERM)
+
+
 def cmd_train(args) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _stop)
     labels = args.labels.split(",")
     runs = [(label, s) for s in range(args.seeds) for label in labels]
     while True:
         todo = [(label, s, min(args.steps, steps_of(run_dir(args, label, s)) + args.chunk)) for label, s in runs
                 if steps_of(run_dir(args, label, s)) < args.steps]
-        if not todo:
+        if not todo or STOP.is_set():
             break
         print(f"round: {len(todo)} runs to {max(t for *_, t in todo)} env steps, {args.jobs} at a time", flush=True)
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
             list(pool.map(lambda t: train_to(args, *t), todo))
-    print("all runs at", args.steps, "env steps")
+    print("stopped; re-run the same command to continue" if STOP.is_set() else f"all runs at {args.steps} env steps")
 
 
 def tail_mean(rows: list[dict[str, float]], key: str, frac: float, last: float | None = None) -> float:
