@@ -265,7 +265,7 @@ class PPOFamily(Algorithm):
             out.update(cost_adv=cadv, cost_returns=cret.reshape(T * B, n, self.m))
             if self.lagrange is not None:
                 lam = self.lagrange.value[:, : self.m] * self.cost_mask             # [n, m]
-                if getattr(cfg, "penalty_units", "std") == "reward":
+                if cfg.penalty_units == "reward":
                     # λ in reward per unit cost: Eq. 21 (without d) on the raw advantages, then one
                     # standardisation of the result (a positive scale: the preferences of Eq. 21 stay)
                     combined = raw_adv - (raw_cadv * lam).sum(-1)
