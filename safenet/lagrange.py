@@ -50,8 +50,10 @@ class LagrangeMultipliers:
         return cls(limits, mask, method=cfg.method, lr=cfg.lr, init=cfg.init, max_value=cfg.max_value,
                    kp=cfg.kp, ki=cfg.ki, kd=cfg.kd)
 
-    def update(self, episode_cost: np.ndarray) -> np.ndarray:
-        """One step from the measured per-episode costs ``Ĵ_c[n, m]``; returns the new ``λ``."""
+    def update(self, episode_cost: np.ndarray, max_value: np.ndarray | float | None = None) -> np.ndarray:
+        """One step from the measured per-episode costs ``Ĵ_c[n, m]``; returns the new ``λ``.
+
+        ``max_value`` (optional; a number, or ``[n]`` / ``[n, m]``) replaces the fixed cap for this step."""
         cost = np.asarray(episode_cost, dtype=np.float64)
         violation = np.where(self.mask, cost - np.where(self.mask, self.limits, 0.0), 0.0)
         if self.method == "gradient":
@@ -61,7 +63,10 @@ class LagrangeMultipliers:
             deriv = np.maximum(0.0, cost - self._prev_cost)
             new = self.kp * violation + self.ki * self._integral + self.kd * deriv
             self._prev_cost = cost
-        self.value = np.where(self.mask, np.clip(new, 0.0, self.max_value), 0.0)
+        cap = self.max_value if max_value is None else np.asarray(max_value, dtype=np.float64)
+        if np.ndim(cap) == 1:
+            cap = cap[:, None]
+        self.value = np.where(self.mask, np.clip(new, 0.0, cap), 0.0)
         return self.value
 
     def state_dict(self) -> dict:

@@ -182,6 +182,15 @@ class Run:
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
         atomic_write_text(self.dir / META_FILE, json.dumps({**base, **meta}, indent=2, default=str))
 
+    def record_resume(self, env_steps: int, overrides: list[str]) -> None:
+        """Append a resume with config overrides to ``meta.json``'s ``"resumes"`` list, so a run whose
+        settings changed part-way says where and how (``config.yaml`` holds only the latest settings)."""
+        meta = self.meta()
+        meta.setdefault("resumes", []).append({"env_steps": int(env_steps), "overrides": list(overrides),
+                                               "argv": list(sys.argv), "git_sha": git_sha(),
+                                               "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        atomic_write_text(self.dir / META_FILE, json.dumps(meta, indent=2, default=str))
+
     def meta(self) -> dict[str, Any]:
         """``meta.json``; a damaged one (or one without the algorithm and environment) is a
         :class:`RunFileError` naming the file."""

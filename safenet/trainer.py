@@ -489,6 +489,7 @@ def resume_run(path: str | Path, overrides: list[str] = (), pm: PluginManager | 
         print(f"resume: continuing from {ckpt.name} at {trainer.env_steps} env steps")
     if overrides:
         run.write_config(cfgmod.to_yaml(cfg))
+        run.record_resume(trainer.env_steps, list(overrides))
     return trainer
 
 

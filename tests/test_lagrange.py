@@ -106,3 +106,11 @@ def test_from_config():
     assert lm.value[0, 0] == 0.25
     assert lm.update(np.array([[2.0]]))[0, 0] == pytest.approx(2.0)
     assert lm.update(np.array([[5.0]]))[0, 0] == pytest.approx(3.0)   # clipped at max_value
+
+
+def test_a_cap_given_to_one_update_replaces_the_fixed_one_per_agent():
+    lm = LagrangeMultipliers(np.array([[1.0], [1.0], [1.0]]), lr=10.0, max_value=1.0)
+    lm.update(np.array([[5.0], [5.0], [5.0]]), max_value=np.array([0.5, 2.0, 100.0]))   # [n]: one cap per agent
+    np.testing.assert_allclose(lm.value[:, 0], [0.5, 2.0, 40.0])
+    lm.update(np.array([[5.0], [5.0], [5.0]]))                                          # the fixed cap again
+    np.testing.assert_allclose(lm.value[:, 0], [1.0, 1.0, 1.0])

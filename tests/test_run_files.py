@@ -109,6 +109,18 @@ def test_run_directory_without_checkpoints(run_dir, capsys):
     assert "no checkpoint yet; starting from the beginning" in out
 
 
+def test_a_resume_with_overrides_is_recorded_in_meta_json(run_dir, capsys):
+    """config.yaml keeps only the latest settings; meta.json says where they changed and how."""
+    rc, _, err = run_cli(capsys, "train", "--resume", str(run_dir), "trainer.total_steps=96", "algo.actor_lr=2.5")
+    assert rc == 0, err
+    resumes = json.loads((run_dir / "meta.json").read_text())["resumes"]
+    assert [(r["env_steps"], r["overrides"]) for r in resumes] == [(48, ["trainer.total_steps=96", "algo.actor_lr=2.5"])]
+    assert "actor_lr: 2.5" in (run_dir / "config.yaml").read_text()
+    rc, _, err = run_cli(capsys, "train", "--resume", str(run_dir))            # no overrides: nothing to record
+    assert rc == 0, err
+    assert len(json.loads((run_dir / "meta.json").read_text())["resumes"]) == 1
+
+
 def test_leftover_temporary_files_are_removed_on_resume(run_dir, capsys):
     leftovers = [run_dir / "checkpoints" / ".ckpt_000000000064.pt.abc123.tmp", run_dir / ".metrics.csv.x1.tmp"]
     for p in leftovers:

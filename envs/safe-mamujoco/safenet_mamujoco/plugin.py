@@ -33,7 +33,8 @@ def _tags(family: str) -> frozenset[str]:
 # (docs/reports/headline_safe_ant_8x1.md). Only the algorithms that have these keys take them.
 CORRIDOR_OVERRIDES = {
     "trainer": {"total_steps": 10_000_000, "n_envs": 8, "eval_every_steps": 250_000, "eval_episodes": 8},
-    "algo": {"rollout_steps": 500, "penalty_units": "reward", "lagrange": {"max_value": 1.0}},
+    "algo": {"rollout_steps": 500, "penalty_units": "reward", "lagrange_cap": "reward_rate",
+             "lagrange": {"max_value": 1.0}},
 }
 
 

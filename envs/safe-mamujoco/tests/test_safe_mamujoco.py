@@ -392,6 +392,7 @@ def test_corridor_tasks_suggest_the_paper_budget_and_a_capped_multiplier_in_rewa
     safe = Selection.resolve("dec-mappo-l", "safe_ant_8x1", pm).compose()
     assert safe.trainer.total_steps == 10_000_000 and safe.algo.rollout_steps == 500
     assert safe.algo.penalty_units == "reward" and safe.algo.lagrange.max_value == 1.0
+    assert safe.algo.lagrange_cap == "reward_rate"
     assert safe.algo.lagrange.method == "gradient"                   # the rest of the section is kept
     plain = Selection.resolve("ippo", "safe_manyagent_ant_2x3", pm).compose()   # no Lagrangian keys: fine
     assert plain.trainer.total_steps == 10_000_000 and "penalty_units" not in plain.algo

@@ -64,6 +64,8 @@ class PPOFamily(Algorithm):
     constrained: bool = False
     #: action noise per game copy when the trainer sets ``copy_streams`` (safenet.copies)
     per_copy_sampling = True
+    #: the last reward-rate cap on λ (``algo.lagrange_cap="reward_rate"``), for the metrics
+    _cap: np.ndarray | None = None
 
     def __init__(self, spec: GameSpec, cfg: PPOConfig, *, seed: int = 0, device: str = "cpu") -> None:
         super().__init__(spec, cfg, seed=seed, device=device)
@@ -226,8 +228,20 @@ class PPOFamily(Algorithm):
             return None
         episode_cost = ended.mean(axis=0)
         if self.lagrange is not None:
-            self.lagrange.update(episode_cost)
+            self.lagrange.update(episode_cost, self.lagrange_cap(rollout))
         return episode_cost
+
+    def lagrange_cap(self, rollout: Rollout) -> np.ndarray | None:
+        """``algo.lagrange_cap="reward_rate"``: per agent, ``max(lagrange.max_value, r̄_i)`` with ``r̄_i``
+        the mean per-step reward agent ``i`` learns from in this rollout (scaled and mixed as in
+        :meth:`advantages`); ``None`` (the fixed cap) otherwise."""
+        cfg = self.cfg
+        if cfg.lagrange_cap != "reward_rate":
+            return None
+        reward = neighbourhood_mean(rollout.reward * cfg.reward_scale, self.rew_idx, self.rew_mask)
+        rate = reward.reshape(-1, self.n).mean(axis=0)
+        self._cap = np.maximum(float(cfg.lagrange.max_value), rate)
+        return self._cap
 
     def next_values(self, rollout: Rollout, v: np.ndarray, cv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Values of ``next_obs``: where ``next_obs[t]`` is ``obs[t + 1]`` (no episode ended) they are
@@ -462,6 +476,8 @@ class PPOFamily(Algorithm):
             lam = self.lagrange.value[self.cost_mask[:, j], j]
             out[f"train/lagrange/{name}"] = float(lam.mean())
             out[f"train/lagrange_max/{name}"] = float(lam.max())
+        if self._cap is not None:
+            out["train/lagrange_cap"] = float(self._cap.mean())
         return out
 
     # -- communication ------------------------------------------------------------------------------

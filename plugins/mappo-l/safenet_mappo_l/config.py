@@ -15,6 +15,7 @@ REWARDS = ("team", "neighbourhood", "own")
 POLICY_INPUTS = ("local", "neighbourhood")
 CRITIC_INPUTS = ("obs", "state")
 PENALTY_UNITS = ("std", "reward")
+LAGRANGE_CAPS = ("fixed", "reward_rate")
 
 
 def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
@@ -97,10 +98,20 @@ class SafePPOConfig(PPOConfig):
     # With "reward", lagrange.max_value has a meaning: above the reward an agent earns per step for
     # staying alive, ending the episode early becomes the Lagrangian's optimum (docs/reports/headline).
     penalty_units: str = "std"
+    # the cap on λ. "fixed": λ ≤ lagrange.max_value. "reward_rate" (needs penalty_units="reward"):
+    # λ_i ≤ max(lagrange.max_value, r̄_i), r̄_i agent i's mean learning reward per step in the
+    # rollout. For costs of at most 1 per step, ending the episode then never beats even staying
+    # unsafe to its end, so the cap closes that loophole at every stage of learning, and it rises
+    # as the policy earns more per step (docs/reports/headline_safe_ant_8x1.md §4).
+    lagrange_cap: str = "fixed"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _choice("penalty_units", self.penalty_units, PENALTY_UNITS)
+        _choice("lagrange_cap", self.lagrange_cap, LAGRANGE_CAPS)
+        if self.lagrange_cap == "reward_rate" and self.penalty_units != "reward":
+            raise ValueError("algo.lagrange_cap='reward_rate' compares λ with the reward per step, so it needs "
+                             f"algo.penalty_units='reward' (got {self.penalty_units!r}); or set algo.lagrange_cap='fixed'")
         _choice("lagrange.method", self.lagrange.method, ("gradient", "pid"))
         _positive("lagrange.lr", self.lagrange.lr, allow_zero=True)
         _positive("lagrange.init", self.lagrange.init, allow_zero=True)

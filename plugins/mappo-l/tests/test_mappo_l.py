@@ -20,6 +20,7 @@ import torch
 import safenet.testing
 from safenet.errors import ConfigError
 from safenet.graph import Graph
+from safenet.lagrange import LagrangeConfig
 from safenet.plugins import PluginManager
 from safenet.rollout import Collector, Rollout
 from safenet.testing import ToyConfig, ToyLineGame, check_algorithm
@@ -460,6 +461,35 @@ def test_penalty_in_reward_units_combines_raw_advantages_then_standardises():
     np.testing.assert_allclose(outs["std"][1], (z(a_r) - lam[:, 0] * z(a_c)) / (1 + lam[:, 0]), rtol=1e-6, atol=1e-6)
     # agent 1 has λ = 0: both give its standardised reward advantage
     np.testing.assert_allclose(outs["reward"][1][:, 1], z(a_r)[:, 1], rtol=1e-6, atol=1e-6)
+
+
+def test_reward_rate_cap_bounds_each_lambda_by_its_agents_reward_per_step():
+    """algo.lagrange_cap="reward_rate": λ_i ≤ max(lagrange.max_value, agent i's mean learning reward per
+    step), so a multiplier that the violation pushes up stops there, per agent; "fixed" keeps max_value."""
+    spec = toy(3).spec
+    T, B, n = 8, 2, 3
+    reward = np.broadcast_to(np.array([0.2, 2.5, 4.0]), (T, B, n)).copy()   # per step, per agent
+    cost = np.ones((T, B, n, 1))                                            # every step unsafe
+    done = np.zeros((T, B), dtype=bool)
+    done[-1] = True                                                          # episodes end: λ steps
+    ro = Rollout(obs=np.zeros((T, B, n, 2)), actions=np.zeros((T, B, n), dtype=np.int64), reward=reward, cost=cost,
+                 terminated=done, truncated=np.zeros((T, B), dtype=bool), next_obs=np.zeros((T, B, n, 2)))
+    lam = {}
+    for cap in ("fixed", "reward_rate"):
+        cfg = DecSafePPOConfig(kappa=0, penalty_units="reward", lagrange_cap=cap,
+                               lagrange=LagrangeConfig(lr=100.0, max_value=1.0))
+        algo = DecMAPPOL(spec, cfg)
+        algo.update_multipliers(ro)
+        lam[cap] = algo.lagrange.value[:, 0].copy()
+    np.testing.assert_allclose(lam["fixed"], [1.0, 1.0, 1.0])
+    np.testing.assert_allclose(lam["reward_rate"], [1.0, 2.5, 4.0])          # max(1, r̄_i)
+
+
+def test_reward_rate_cap_needs_lambda_in_reward_units():
+    with pytest.raises(ValueError, match="lagrange_cap='reward_rate'.*penalty_units='reward'.*lagrange_cap='fixed'"):
+        SafePPOConfig(lagrange_cap="reward_rate")
+    with pytest.raises(ValueError, match="lagrange_cap.*'fixed', 'reward_rate'.*'auto'"):
+        SafePPOConfig(lagrange_cap="auto")
 
 
 def test_penalty_units_rejects_unknown_values():
