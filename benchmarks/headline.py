@@ -141,6 +141,16 @@ def cost_of(metrics: dict, prefix: str) -> float:
     return float(max(metrics[k] for k in keys)) if keys else float("nan")
 
 
+def cap_switches(run: Path) -> list[dict]:
+    """Where the run was resumed with a new ``algo.lagrange_cap`` (``meta.json``'s ``"resumes"``)."""
+    try:
+        resumes = json.loads((run / "meta.json").read_text()).get("resumes", [])
+    except (OSError, ValueError):
+        return []
+    return [{"env_steps": r["env_steps"], "lagrange_cap": o.split("=", 1)[1]} for r in resumes
+            for o in r.get("overrides", []) if o.startswith("algo.lagrange_cap=")]
+
+
 def cmd_report(args) -> None:
     labels = args.labels.split(",")
     results, curves = [], {}
@@ -165,6 +175,7 @@ def cmd_report(args) -> None:
                 "train_last10": {"ep_return": last.get("rollout/ep_return"), "ep_cost": cost_of(last, "rollout/"),
                                  "ep_length": last.get("rollout/ep_length"),
                                  "lagrange": last.get("train/lagrange/wall")},
+                "lagrange_cap_switches": cap_switches(run),
                 "floats_per_update": rows[-1].get("comm/floats_per_update"),
                 "train_s": sum(r.get("time/collect_s", 0) + r.get("time/update_s", 0) for r in rows),
             })
@@ -240,11 +251,14 @@ def plot(curves: dict[str, list[list[dict]]], limit: float | None, path: Path, w
     from safenet.plot import aggregate
 
     panels = [("rollout/ep_return", "episode return", None), ("rollout/ep_cost_max/wall", "episode cost (max over agents)", limit),
-              ("rollout/ep_length", "episode length (steps)", None)]
-    fig, axes = plt.subplots(1, 3, figsize=(17, 4.4))
+              ("rollout/ep_length", "episode length (steps)", None), ("train/lagrange_max/wall", "λ (max over agents)", None)]
+    fig, axes = plt.subplots(1, 4, figsize=(22, 4.4))
     for ax, (key, ylabel, line_at) in zip(axes, panels):
         for label, seeds in curves.items():
             k = key if any(key in r for r in seeds[0]) else key.replace("ep_cost_max", "ep_cost")
+            if not any(k in r for r in seeds[0]):          # e.g. ippo has no λ: keep its colour, draw nothing
+                ax.plot([], [])
+                continue
             xs = [np.array([r["env_steps"] for r in rows if k in r]) for rows in seeds]
             ys = [smooth(np.array([r[k] for r in rows if k in r]), width) for rows in seeds]
             grid, mean, std = aggregate(xs, ys)
