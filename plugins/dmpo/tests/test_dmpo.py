@@ -458,3 +458,24 @@ def test_agent_blocks_give_the_whole_width_update(kind):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     for key in ("kl", "clipfrac", "entropy", "policy_loss", "value_loss"):
         assert s_blocked[key] == pytest.approx(s_whole[key], rel=1e-5, abs=1e-7), key
+
+
+@pytest.mark.parametrize("game_kind", ["discrete", "continuous"])
+def test_model_fit_by_agent_blocks_equals_the_whole_width_fit(game_kind):
+    """Model fit steps block of agents by block (large n) give the same models as full-width steps."""
+    game = (make_cacc({"n_vehicles": 7}, num_envs=2, seed=0) if game_kind == "discrete"
+            else DriftLine(n=7, num_envs=2))
+    cfg = small_dmpo_cfg(model_hidden=(16,))
+    fitted = []
+    for block_floats in (2 ** 30, 32 * 16 * 2):                     # one block; blocks of 2 agents
+        torch.manual_seed(0)
+        algo = DMPO(game.spec, cfg, seed=0)
+        algo.model.block_floats = block_floats
+        algo.store(collect(game, algo, 30))
+        out = fit(algo.model, algo.model_opt, algo.buffer, 5, 32, 1.0, np.random.default_rng(0))
+        fitted.append((algo.model, out["loss"]))
+    (whole, l_whole), (blocked, l_blocked) = fitted
+    assert whole.agent_blocks(32) is None and len(blocked.agent_blocks(32)) > 1
+    for a, b in zip(whole.parameters(), blocked.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert l_blocked == pytest.approx(l_whole, rel=1e-5)
