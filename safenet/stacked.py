@@ -31,8 +31,10 @@ from torch import nn
 __all__ = ["ACTIVATIONS", "NeighbourhoodMLP", "StackedAdam", "StackedMLP", "adam_rows_", "categorical_entropy", "categorical_log_prob",
            "gaussian_entropy", "gaussian_log_prob"]
 
-#: name → in-place activation (the output of ``baddbmm`` is not needed by its own backward)
-ACTIVATIONS = {"relu": torch.relu_, "tanh": torch.tanh_}
+#: name → activation, in place where its backward needs only its output (the output of ``baddbmm`` is not
+#: needed by its own backward); SiLU's backward reads its input, so it makes a new tensor
+ACTIVATIONS = {"relu": torch.relu_, "tanh": torch.tanh_, "silu": torch.nn.functional.silu}
+_MODULES = {"relu": nn.ReLU, "tanh": nn.Tanh, "silu": nn.SiLU}
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
@@ -109,7 +111,7 @@ class StackedMLP(nn.Module):
             with torch.no_grad():
                 lin.weight.copy_(self.weight(k)[g].T)
                 lin.bias.copy_(self.bias(k)[g])
-            layers += [lin, nn.ReLU() if self.activation == "relu" else nn.Tanh()]
+            layers += [lin, _MODULES[self.activation]()]
         return nn.Sequential(*layers[:-1])
 
     def forward(self, x: torch.Tensor, params: torch.Tensor | None = None) -> torch.Tensor:
@@ -382,7 +384,7 @@ class NumpyPolicy:
         self.kind = policy.kind
         self.layers = [(net.weight(k, torch.from_numpy(flat)).numpy().copy(),
                         net.bias(k, torch.from_numpy(flat)).numpy()[:, None, :].copy()) for k in range(len(net.layers))]
-        self.relu = net.activation == "relu"
+        self.activation = net.activation
         dims = np.asarray(policy.action_dims)
         self.mask = np.arange(dims.max())[None, :] < dims[:, None]            # [n, a] bool
         if self.kind == "continuous":
@@ -397,10 +399,12 @@ class NumpyPolicy:
             z = np.matmul(z, w)
             z += b
             if k < last:
-                if self.relu:
+                if self.activation == "relu":
                     np.maximum(z, 0.0, out=z)
-                else:
+                elif self.activation == "tanh":
                     np.tanh(z, out=z)
+                else:                                                   # silu: z · sigmoid(z)
+                    z = z / (1.0 + np.exp(-z))
         return z
 
     def act(self, x: np.ndarray, rng: np.random.Generator, deterministic: bool = False) -> tuple[np.ndarray, np.ndarray]:
