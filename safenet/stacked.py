@@ -185,13 +185,17 @@ class NeighbourhoodMLP(StackedMLP):
             self.register_buffer("dense_take", torch.tensor(take.reshape(n_src * obs_dim, n * h)), persistent=False)
             self.register_buffer("dense_keep", torch.tensor(keep.reshape(n_src * obs_dim, n * h)), persistent=False)
 
-    def share_input(self, x: torch.Tensor) -> torch.Tensor:
-        """``x[N, n, o]`` → what :meth:`forward_shared` takes (the gathered copy, or ``x`` itself when dense)."""
+    def share_input(self, x: torch.Tensor, rows: slice | None = None) -> torch.Tensor:
+        """``x[N, n, o]`` → what :meth:`forward_shared` takes (the gathered copy, or ``x`` itself when dense).
+        ``rows``: only those agents' gathered inputs ``[k, N, K·o]`` (gathered networks only)."""
         if self.dense:
+            if rows is not None:
+                raise ValueError("a dense NeighbourhoodMLP takes every agent's input at once (rows=None)")
             return x
+        idx, weight = (self.idx, self.slot_weight) if rows is None else (self.idx[rows], self.slot_weight[rows])
         xa = x.transpose(0, 1)                                               # [n, N, o]
-        g = xa[self.idx] * self.slot_weight.to(x.dtype)[:, :, None, None]    # [n, K, N, o]
-        return g.permute(0, 2, 1, 3).reshape(self.n_agents, x.shape[0], -1)
+        g = xa[idx] * weight.to(x.dtype)[:, :, None, None]                   # [k, K, N, o]
+        return g.permute(0, 2, 1, 3).reshape(idx.shape[0], x.shape[0], -1)
 
     def forward_shared(self, inp: torch.Tensor) -> torch.Tensor:
         """``[n, N, out]`` from :meth:`share_input`'s output."""
