@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from safenet.nets import BLOCK_FLOATS, AgentMLP, agent_blocks, blocked_grad_
+from safenet.nets import BLOCK_FLOATS, AgentLinear, AgentMLP, agent_blocks, blocked_grad_
 from safenet.ppo import gather_neighbourhood
 
 
@@ -130,12 +130,11 @@ class LocalModels(nn.Module):
 
     def agent_blocks(self, samples: int) -> list[slice] | None:
         """Blocks of agents for a fit step on ``samples`` rows (None: one full-width pass)."""
-        first = self.net.net[0]
-        if first.shared:
+        linears = [m for m in self.net.net if isinstance(m, AgentLinear)]
+        if linears[0].shared:
             return None
-        blocks = agent_blocks(self.n, samples, max(first.in_features, *(lin.out_features for lin in self.net.net
-                                                                        if hasattr(lin, "out_features"))),
-                              self.block_floats)
+        width = max(lin.in_features for lin in linears)                  # the input and every hidden layer
+        blocks = agent_blocks(self.n, samples, width, self.block_floats)
         return blocks if len(blocks) > 1 else None
 
     @torch.no_grad()
