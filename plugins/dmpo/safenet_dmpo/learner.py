@@ -304,9 +304,10 @@ class DecentralizedPPO(Algorithm):
             blocked_grad_(self.policy.row_params(), blocks, block_loss)
         nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.max_grad_norm)
         self.pi_opt.step()
-        kl, clipped, ent, loss = (torch.stack(sums).sum(0) / torch.stack([wm.sum().clamp_min(1.0)] * 3
-                                                                        + [torch.tensor(float(self.n))])).tolist()
-        return {"kl": kl, "clipfrac": clipped, "entropy": ent, "policy_loss": loss}
+        kl, clipped, ent, loss = torch.stack(sums).sum(0)            # sums over agents and samples
+        count = wm.sum().clamp_min(1.0)
+        return {"kl": float(kl / count), "clipfrac": float(clipped / count), "entropy": float(ent / count),
+                "policy_loss": float(loss) / self.n}
 
     def real_batch(self, rollout: Rollout) -> dict[str, Any]:
         """Flattened tensors, advantages and critic targets of a real rollout."""
