@@ -13,7 +13,7 @@ the game and the algorithm as ``safenet train`` does, runs ``--iterations`` trai
 * **update s/agent/it** — update seconds per iteration divided by n;
 * **floor** — the update's compute floor, timed right after the run in the same process: the same
   number of full-batch forward + backward + row-wise Adam passes over stacked networks of the same
-  shapes (:class:`safenet.stacked.StackedMLP`), nothing else (no stages, minibatches, gathers or
+  shapes and activations (:class:`safenet.stacked.StackedMLP`), nothing else (no stages, minibatches, gathers or
   bookkeeping); ``loop/floor`` = floor seconds / loop seconds (1.0: the loop costs what the networks
   cost, collection included);
 * **peak GB** — the child's peak resident memory during training (the floor is measured after, with
@@ -64,29 +64,38 @@ def parse_algo(text: str) -> tuple[str, list[str]]:
 # the child: one config
 # ------------------------------------------------------------------------------------------------
 
-def floor_networks(algo, samples: int) -> list[tuple[int, int, tuple[int, ...], int, int, int]]:
-    """``(members, in, hidden, out, samples, passes)`` of every network the update trains, and how many
-    full-batch passes one iteration makes over it."""
+def activation_of(net) -> str:
+    """The activation of an :class:`safenet.nets.AgentMLP` (its first activation module) as a StackedMLP name."""
+    for m in net.modules():
+        if type(m).__name__ in ("Tanh", "ReLU", "SiLU"):
+            return type(m).__name__.lower()
+    raise ValueError(f"no known activation in {type(net).__name__}")
+
+
+def floor_networks(algo, samples: int) -> list[tuple[int, int, tuple[int, ...], int, int, int, str]]:
+    """``(members, in, hidden, out, samples, passes, activation)`` of every network the update trains, and how
+    many full-batch passes one iteration makes over it."""
     nets = []
     cfg = algo.cfg
     name = type(algo).__name__
     if hasattr(algo, "policy_opt"):                                   # the PPO family (safenet.stacked)
         for net in (algo.policy.net, algo.critic, algo.cost_critic):
             if net is not None:
-                nets.append((net.members, net.in_features, tuple(cfg.hidden), net.out_features, samples, cfg.epochs))
+                nets.append((net.members, net.in_features, tuple(cfg.hidden), net.out_features, samples, cfg.epochs,
+                             net.activation))
     elif hasattr(algo, "pi_opt"):                                     # dppo / cppo / dmpo
         inner = cfg.inner_updates if name == "DMPO" else 1
         for net in (algo.policy.net, algo.critic):
             lin = [m for m in net.modules() if hasattr(m, "in_features") and hasattr(m, "weight")]
             members = 1 if getattr(lin[0], "shared", False) else algo.n
             nets.append((members, lin[0].in_features, tuple(cfg.hidden), lin[-1].out_features, samples,
-                         cfg.epochs * inner))
+                         cfg.epochs * inner, activation_of(net)))
         if name == "DMPO":
             lin = [m for m in algo.model.net.modules() if hasattr(m, "in_features") and hasattr(m, "weight")]
             members = 1 if getattr(lin[0], "shared", False) else algo.n
             fits = algo.model_fits
             nets.append((members, lin[0].in_features, tuple(cfg.model_hidden), lin[-1].out_features, cfg.model_batch,
-                         max(1, round(fits * cfg.model_steps / max(1, algo.iteration)))))
+                         max(1, round(fits * cfg.model_steps / max(1, algo.iteration))), activation_of(algo.model.net)))
     return nets
 
 
@@ -97,8 +106,8 @@ def floor_seconds(nets, repeats: int = 1) -> float:
     from safenet.stacked import StackedAdam, StackedMLP
 
     total = 0.0
-    for members, fin, hidden, fout, samples, passes in nets:
-        net = StackedMLP(members, fin, hidden, fout)
+    for members, fin, hidden, fout, samples, passes, activation in nets:
+        net = StackedMLP(members, fin, hidden, fout, activation=activation)
         opt = StackedAdam(net.flat, 1e-4, max_grad_norm=10.0)
         x = torch.randn(members, samples, fin)
         # the full batch's gradient, accumulated over chunks of samples of at most 2^24 floats per

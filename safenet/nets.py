@@ -6,11 +6,17 @@ agents. :class:`AgentMLP` runs its layers *agent-major*: the input is viewed as 
 and every layer is one ``baddbmm`` over the agents (no copies between layers), the same function of
 the same parameters as the layer-by-layer ``einsum``. Parameter sharing is the special case
 ``n_param = 1`` (broadcast).
+
+At large ``n`` a full-width pass is bound by memory traffic (its activations ``[n, N, hidden]``
+leave the caches). :func:`blocked_grad_` computes the same gradients block of agents by block of
+agents (:func:`agent_blocks`), each block's graph small enough to stay in cache: agents' networks
+are independent and the loss is a sum over agents, so every agent's gradient is the one of the
+full-width pass.
 """
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -58,23 +64,65 @@ class AgentMLP(nn.Module):
         layers[-1].orthogonal_(out_gain)
         self.net = nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x[..., n, in]`` → ``[..., n, out]``, agent-major inside (see the module docstring)."""
+    def forward(self, x: torch.Tensor, params: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+        """``x[..., n, in]`` → ``[..., n, out]``, agent-major inside (see the module docstring).
+
+        ``params``: other rows of the parameters (``weight, bias`` of each layer in order, e.g.
+        :func:`blocked_grad_`'s leaves of ``k`` agents) for inputs ``x[..., k, in]``."""
         first = self.net[0]
         n = x.shape[-2]
-        if x.dim() < 2 or (n != first.n_agents and not first.shared) or x.shape[-1] != first.in_features:
-            raise ValueError(f"expected input [..., {first.n_agents}, {first.in_features}], got {tuple(x.shape)}")
+        agents = first.n_agents if params is None else params[0].shape[0]
+        if x.dim() < 2 or (n != agents and not first.shared) or x.shape[-1] != first.in_features:
+            raise ValueError(f"expected input [..., {agents}, {first.in_features}], got {tuple(x.shape)}")
         lead = x.shape[:-2]
         z = x.reshape(-1, n, x.shape[-1]).transpose(0, 1)                 # [n, N, in], a strided view
         N = z.shape[1]
+        k = 0
         for layer in self.net:
             if not isinstance(layer, AgentLinear):
                 z = layer(z)
-            elif layer.shared:                                           # one weight: all agents' rows at once
-                z = torch.addmm(layer.bias, z.reshape(n * N, -1), layer.weight[0]).view(n, N, -1)
+                continue
+            w, b = (layer.weight, layer.bias) if params is None else (params[k], params[k + 1])
+            k += 2
+            if layer.shared:                                             # one weight: all agents' rows at once
+                z = torch.addmm(b, z.reshape(n * N, -1), w[0]).view(n, N, -1)
             else:
-                z = torch.baddbmm(layer.bias.unsqueeze(1), z, layer.weight)
+                z = torch.baddbmm(b.unsqueeze(1), z, w)
         return z.transpose(0, 1).reshape(*lead, n, z.shape[-1])
+
+
+#: floats one activation of an agent block may hold (``k × samples × width``): a block's graph stays in cache
+BLOCK_FLOATS = 2 ** 20
+
+
+def agent_blocks(n_agents: int, samples: int, width: int, block_floats: int = BLOCK_FLOATS) -> list[slice]:
+    """Consecutive slices of the agents, each with at most ``block_floats`` per activation
+    (``k × samples × width``; one slice, all agents, when the whole pass is that small)."""
+    per = max(1, block_floats // max(1, samples * width))
+    return [slice(a, min(a + per, n_agents)) for a in range(0, n_agents, per)]
+
+
+def blocked_grad_(params: Sequence[nn.Parameter], blocks: Sequence[slice],
+                  block_loss: Callable[[slice, list[torch.Tensor]], torch.Tensor]) -> None:
+    """Set ``p.grad`` of per-agent parameters ``params`` (rows = agents) block by block.
+
+    ``block_loss(rows, leaves)`` returns the loss of the agents ``rows`` computed from ``leaves``:
+    row slices of ``params`` (views, as new leaves of a small graph). The total loss must be the sum
+    of the blocks' losses and each block's loss must depend on its own agents' parameters only; then
+    ``p.grad`` equals the gradient of the total loss, with at any time only one block's activations
+    alive (in cache at large ``n``).
+    """
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        else:
+            p.grad.zero_()
+    for rows in blocks:
+        leaves = [p.detach()[rows].requires_grad_() for p in params]
+        grads = torch.autograd.grad(block_loss(rows, leaves), leaves, allow_unused=True)
+        for p, g in zip(params, grads):
+            if g is not None:
+                p.grad[rows] = g
 
 
 def masked_categorical(logits: torch.Tensor, action_mask: torch.Tensor) -> torch.distributions.Categorical:

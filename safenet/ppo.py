@@ -124,22 +124,34 @@ class AgentPolicy(nn.Module):
             # shared: one log-std row for every agent, like the network
             self.log_std = nn.Parameter(torch.full((1 if shared else n_agents, a_max), float(init_log_std)))
 
-    def distribution(self, x: torch.Tensor) -> torch.distributions.Distribution:
-        out = self.net(x)
-        if self.kind == "discrete":
-            return torch.distributions.Categorical(logits=out.masked_fill(~self.action_mask, -1e9))
-        return torch.distributions.Normal(out, self.log_std.exp().expand_as(out))
+    def row_params(self) -> list[nn.Parameter]:
+        """The per-agent parameters in the order :meth:`distribution`'s ``params`` takes them: the
+        network's layers, then the log-stds (continuous)."""
+        return [*self.net.parameters(), *([self.log_std] if self.kind == "continuous" else [])]
 
-    def log_prob(self, dist: torch.distributions.Distribution, actions: torch.Tensor) -> torch.Tensor:
+    def distribution(self, x: torch.Tensor, params: Sequence[torch.Tensor] | None = None,
+                     rows: slice | None = None) -> torch.distributions.Distribution:
+        """The policies of all agents for ``x[..., n, in]``; or of the agents ``rows`` with their parameter
+        rows ``params`` (:meth:`row_params` order, e.g. :func:`safenet.nets.blocked_grad_`'s leaves)."""
+        mask = self.action_mask if rows is None else self.action_mask[rows]
+        net_params = None if params is None else (params[:-1] if self.kind == "continuous" else params)
+        out = self.net(x, net_params)
+        if self.kind == "discrete":
+            return torch.distributions.Categorical(logits=out.masked_fill(~mask, -1e9))
+        log_std = self.log_std if params is None else params[-1]
+        return torch.distributions.Normal(out, log_std.exp().expand_as(out))
+
+    def log_prob(self, dist: torch.distributions.Distribution, actions: torch.Tensor,
+                 rows: slice | None = None) -> torch.Tensor:
         """``[..., n]`` log-probabilities of ``actions`` (``[..., n]`` ints or ``[..., n, a]`` floats)."""
         if self.kind == "discrete":
             return dist.log_prob(actions.long())
-        return (dist.log_prob(actions) * self.action_mask).sum(-1)
+        return (dist.log_prob(actions) * (self.action_mask if rows is None else self.action_mask[rows])).sum(-1)
 
-    def entropy(self, dist: torch.distributions.Distribution) -> torch.Tensor:
+    def entropy(self, dist: torch.distributions.Distribution, rows: slice | None = None) -> torch.Tensor:
         if self.kind == "discrete":
             return dist.entropy()
-        return (dist.entropy() * self.action_mask).sum(-1)
+        return (dist.entropy() * (self.action_mask if rows is None else self.action_mask[rows])).sum(-1)
 
     def mode(self, dist: torch.distributions.Distribution) -> torch.Tensor:
         return dist.probs.argmax(-1) if self.kind == "discrete" else dist.mean * self.action_mask

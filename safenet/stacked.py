@@ -31,8 +31,10 @@ from torch import nn
 __all__ = ["ACTIVATIONS", "NeighbourhoodMLP", "StackedAdam", "StackedMLP", "adam_rows_", "categorical_entropy", "categorical_log_prob",
            "gaussian_entropy", "gaussian_log_prob"]
 
-#: name → in-place activation (the output of ``baddbmm`` is not needed by its own backward)
-ACTIVATIONS = {"relu": torch.relu_, "tanh": torch.tanh_}
+#: name → activation, in place where its backward needs only its output (the output of ``baddbmm`` is not
+#: needed by its own backward); SiLU's backward reads its input, so it makes a new tensor
+ACTIVATIONS = {"relu": torch.relu_, "tanh": torch.tanh_, "silu": torch.nn.functional.silu}
+_MODULES = {"relu": nn.ReLU, "tanh": nn.Tanh, "silu": nn.SiLU}
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
@@ -109,7 +111,7 @@ class StackedMLP(nn.Module):
             with torch.no_grad():
                 lin.weight.copy_(self.weight(k)[g].T)
                 lin.bias.copy_(self.bias(k)[g])
-            layers += [lin, nn.ReLU() if self.activation == "relu" else nn.Tanh()]
+            layers += [lin, _MODULES[self.activation]()]
         return nn.Sequential(*layers[:-1])
 
     def forward(self, x: torch.Tensor, params: torch.Tensor | None = None) -> torch.Tensor:
@@ -183,13 +185,17 @@ class NeighbourhoodMLP(StackedMLP):
             self.register_buffer("dense_take", torch.tensor(take.reshape(n_src * obs_dim, n * h)), persistent=False)
             self.register_buffer("dense_keep", torch.tensor(keep.reshape(n_src * obs_dim, n * h)), persistent=False)
 
-    def share_input(self, x: torch.Tensor) -> torch.Tensor:
-        """``x[N, n, o]`` → what :meth:`forward_shared` takes (the gathered copy, or ``x`` itself when dense)."""
+    def share_input(self, x: torch.Tensor, rows: slice | None = None) -> torch.Tensor:
+        """``x[N, n, o]`` → what :meth:`forward_shared` takes (the gathered copy, or ``x`` itself when dense).
+        ``rows``: only those agents' gathered inputs ``[k, N, K·o]`` (gathered networks only)."""
         if self.dense:
+            if rows is not None:
+                raise ValueError("a dense NeighbourhoodMLP takes every agent's input at once (rows=None)")
             return x
+        idx, weight = (self.idx, self.slot_weight) if rows is None else (self.idx[rows], self.slot_weight[rows])
         xa = x.transpose(0, 1)                                               # [n, N, o]
-        g = xa[self.idx] * self.slot_weight.to(x.dtype)[:, :, None, None]    # [n, K, N, o]
-        return g.permute(0, 2, 1, 3).reshape(self.n_agents, x.shape[0], -1)
+        g = xa[idx] * weight.to(x.dtype)[:, :, None, None]                   # [k, K, N, o]
+        return g.permute(0, 2, 1, 3).reshape(idx.shape[0], x.shape[0], -1)
 
     def forward_shared(self, inp: torch.Tensor) -> torch.Tensor:
         """``[n, N, out]`` from :meth:`share_input`'s output."""
@@ -382,7 +388,7 @@ class NumpyPolicy:
         self.kind = policy.kind
         self.layers = [(net.weight(k, torch.from_numpy(flat)).numpy().copy(),
                         net.bias(k, torch.from_numpy(flat)).numpy()[:, None, :].copy()) for k in range(len(net.layers))]
-        self.relu = net.activation == "relu"
+        self.activation = net.activation
         dims = np.asarray(policy.action_dims)
         self.mask = np.arange(dims.max())[None, :] < dims[:, None]            # [n, a] bool
         if self.kind == "continuous":
@@ -397,10 +403,12 @@ class NumpyPolicy:
             z = np.matmul(z, w)
             z += b
             if k < last:
-                if self.relu:
+                if self.activation == "relu":
                     np.maximum(z, 0.0, out=z)
-                else:
+                elif self.activation == "tanh":
                     np.tanh(z, out=z)
+                else:                                                   # silu: z · sigmoid(z)
+                    z = z / (1.0 + np.exp(-z))
         return z
 
     def act(self, x: np.ndarray, rng: np.random.Generator, deterministic: bool = False) -> tuple[np.ndarray, np.ndarray]:

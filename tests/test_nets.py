@@ -172,3 +172,23 @@ def test_agent_major_mlp_equals_the_einsum_layers(shared):
         torch.testing.assert_close(a, b)
     with pytest.raises(ValueError, match="expected input"):
         AgentMLP(5, 7, [16], 3)(torch.randn(2, 4, 7))
+
+
+def test_blocked_grad_equals_the_full_width_gradient():
+    """Gradients set block of agents by block (agent_blocks, blocked_grad_) equal the full-width backward."""
+    from safenet.nets import agent_blocks, blocked_grad_
+
+    torch.manual_seed(0)
+    mlp = AgentMLP(7, 5, [16, 8], 3, activation=torch.nn.Tanh).double()
+    x = torch.randn(4, 7, 5, dtype=torch.float64)
+    target = torch.randn(4, 7, 3, dtype=torch.float64)
+    params = list(mlp.parameters())
+    ref = torch.autograd.grad((mlp(x) - target).square().mean(0).sum(), params)
+    blocks = agent_blocks(7, 4, 16, block_floats=4 * 16 * 3)
+    assert [(b.start, b.stop) for b in blocks] == [(0, 3), (3, 6), (6, 7)]
+    blocked_grad_(params, blocks, lambda rows, leaves: (mlp(x[:, rows], leaves) - target[:, rows]).square().mean(0).sum())
+    for p, g in zip(params, ref):
+        torch.testing.assert_close(p.grad, g)
+    assert agent_blocks(7, 4, 16) == [slice(0, 7)]
+    with pytest.raises(ValueError, match="expected input"):
+        mlp(x, [p.detach()[:2] for p in params])

@@ -13,7 +13,7 @@ from safenet.stacked import (NeighbourhoodMLP, NumpyPolicy, StackedAdam, Stacked
                              categorical_entropy, categorical_log_prob, gaussian_entropy, gaussian_log_prob)
 
 
-@pytest.mark.parametrize("activation", ["relu", "tanh"])
+@pytest.mark.parametrize("activation", ["relu", "tanh", "silu"])
 def test_stacked_mlp_is_one_mlp_per_member(activation):
     torch.manual_seed(0)
     net = StackedMLP(4, 3, [8, 5], 2, activation=activation)
@@ -28,6 +28,21 @@ def test_stacked_mlp_is_one_mlp_per_member(activation):
     torch.testing.assert_close(net(x[rows], net.flat[rows]), y[rows])
     with pytest.raises(ValueError, match=r"expected input \[4, N, 3\]"):
         net(torch.randn(3, 7, 3))
+    y.square().sum().backward()                                  # in-place activations keep their backward
+    member = net.member(2)
+    lin = [m for m in member if isinstance(m, nn.Linear)]
+    grads = torch.autograd.grad(member(x[2]).square().sum(), [lin[0].weight, lin[-1].bias])
+    torch.testing.assert_close(net.weight(0, net.flat.grad)[2], grads[0].T)
+    torch.testing.assert_close(net.bias(len(lin) - 1, net.flat.grad)[2], grads[1])
+
+
+def test_numpy_acting_copy_with_silu_computes_the_network():
+    torch.manual_seed(2)
+    pol = StackedPolicy(3, 4, "discrete", (2, 2, 2), hidden=(8,), activation="silu")
+    with torch.no_grad():
+        pol.flat.add_(0.5 * torch.randn_like(pol.flat))
+    x = torch.randn(3, 5, 4)
+    np.testing.assert_allclose(NumpyPolicy(pol).mean(x.numpy()), pol.net(x).detach().numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_initialisation_is_orthogonal_per_member_with_zero_biases():

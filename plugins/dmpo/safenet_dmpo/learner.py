@@ -31,7 +31,7 @@ from torch import nn
 from safenet.algorithm import Algorithm
 from safenet.game import GameSpec
 from safenet.lagrange import LagrangeMultipliers
-from safenet.nets import AgentMLP, load_optimizer_state
+from safenet.nets import BLOCK_FLOATS, AgentMLP, agent_blocks, blocked_grad_, load_optimizer_state
 from safenet.ppo import AgentPolicy, RunningMeanStd, clipped_surrogate, gather_neighbourhood, minibatches, value_loss
 from safenet.rollout import Rollout, gae
 
@@ -211,38 +211,21 @@ class DecentralizedPPO(Algorithm):
         tgt = self.tensor(targets)
         policy_on, stats = True, {"kl": 0.0, "clipfrac": 0.0, "entropy": 0.0, "policy_loss": 0.0, "value_loss": 0.0}
         epochs_run = 0
+        mb_size = -(-S // cfg.minibatches)
+        v_blocks = self.agent_blocks(mb_size, max(critic_in.shape[-1], *cfg.hidden))
+        pi_blocks = self.agent_blocks(mb_size, max(pi_in.shape[-1], *cfg.hidden))
         for _ in range(cfg.epochs):
             kls = []
             for mb in minibatches(S, cfg.minibatches, self.rng):
                 mb_t = self.tensor(mb, dtype=torch.long)
                 wm = w[mb_t]
                 denom = wm.sum(0).clamp_min(1.0)                        # per-agent sample count
-                v = self.critic(critic_in[mb_t])
-                vl = (value_loss(v, tgt[mb_t]).sum(-1) * wm).sum(0) / denom
-                self.v_opt.zero_grad()
-                vl.sum().backward()
-                nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.max_grad_norm)
-                self.v_opt.step()
-                stats["value_loss"] = float(vl.detach().mean())
+                stats["value_loss"] = self.critic_step(critic_in, mb_t, tgt[mb_t], wm, denom, v_blocks)
                 if not policy_on:
                     continue
-                dist = self.policy.distribution(pi_in[mb_t])
-                logp = self.policy.log_prob(dist, actions[mb_t])
-                surr = clipped_surrogate(logp, logp_old[mb_t], adv_t[mb_t], cfg.clip)
-                ent = self.policy.entropy(dist)
-                loss = -((surr + cfg.entropy_coef * ent) * wm).sum(0) / denom
-                self.pi_opt.zero_grad()
-                loss.sum().backward()
-                nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.max_grad_norm)
-                self.pi_opt.step()
-                with torch.no_grad():
-                    log_ratio = logp - logp_old[mb_t]
-                    kl = ((log_ratio.exp() - 1.0 - log_ratio) * wm).sum() / wm.sum().clamp_min(1.0)
-                    kls.append(float(kl))
-                    stats["clipfrac"] = float((((log_ratio.exp() - 1).abs() > cfg.clip).float() * wm).sum()
-                                              / wm.sum().clamp_min(1.0))
-                    stats["entropy"] = float((ent * wm).sum() / wm.sum().clamp_min(1.0))
-                    stats["policy_loss"] = float(loss.detach().mean())
+                step = self.policy_step(pi_in, actions, logp_old[mb_t], adv_t[mb_t], mb_t, wm, denom, pi_blocks)
+                kls.append(step.pop("kl"))
+                stats.update(step)
             if policy_on:
                 epochs_run += 1
                 stats["kl"] = float(np.mean(kls)) if kls else 0.0
@@ -250,6 +233,81 @@ class DecentralizedPPO(Algorithm):
                     policy_on = False
         stats["policy_epochs"] = float(epochs_run)
         return stats
+
+    #: floats one activation of a block of agents may hold in a minibatch step (see :func:`agent_blocks`)
+    block_floats: int = BLOCK_FLOATS
+
+    def agent_blocks(self, samples: int, width: int) -> list[slice] | None:
+        """Blocks of agents for the minibatch steps, or None: one full-width pass (small ``n``, shared networks)."""
+        if self.cfg.share_parameters:
+            return None
+        blocks = agent_blocks(self.n, samples, width, self.block_floats)
+        return blocks if len(blocks) > 1 else None
+
+    def critic_step(self, critic_in: torch.Tensor, mb_t: torch.Tensor, tgt: torch.Tensor, wm: torch.Tensor,
+                    denom: torch.Tensor, blocks: list[slice] | None) -> float:
+        """One Adam step of every critic on minibatch ``mb_t`` (Eq. 3); returns the mean per-agent loss.
+        With ``blocks`` the gradient is computed block of agents by block (the same gradient)."""
+        cfg = self.cfg
+        if blocks is None:
+            v = self.critic(critic_in[mb_t])
+            vl = (value_loss(v, tgt).sum(-1) * wm).sum(0) / denom
+            self.v_opt.zero_grad()
+            vl.sum().backward()
+            total = vl.detach().sum()
+        else:
+            parts = []
+
+            def block_loss(rows: slice, leaves: list[torch.Tensor]) -> torch.Tensor:
+                v = self.critic(critic_in[:, rows].index_select(0, mb_t), leaves)
+                vl = ((value_loss(v, tgt[:, rows]).sum(-1) * wm[:, rows]).sum(0) / denom[rows]).sum()
+                parts.append(vl.detach())
+                return vl
+
+            blocked_grad_(list(self.critic.parameters()), blocks, block_loss)
+            total = torch.stack(parts).sum()
+        nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.max_grad_norm)
+        self.v_opt.step()
+        return float(total) / self.n
+
+    def policy_step(self, pi_in: torch.Tensor, actions: torch.Tensor, logp_old: torch.Tensor, adv: torch.Tensor,
+                    mb_t: torch.Tensor, wm: torch.Tensor, denom: torch.Tensor,
+                    blocks: list[slice] | None) -> dict[str, float]:
+        """One Adam step of every policy on minibatch ``mb_t`` (Eq. 5; ``logp_old``, ``adv``, ``wm`` are the
+        minibatch's rows); returns its KL, clip fraction, entropy and loss. With ``blocks`` the gradient is
+        computed block of agents by block (the same gradient)."""
+        cfg = self.cfg
+        sums: list[torch.Tensor] = []
+
+        def block_loss(rows: slice | None, leaves: list[torch.Tensor] | None) -> torch.Tensor:
+            every = rows is None
+            sel = slice(None) if every else rows
+            x = pi_in[mb_t] if every else pi_in[:, rows].index_select(0, mb_t)
+            a = actions[mb_t] if every else actions[:, rows].index_select(0, mb_t)
+            dist = self.policy.distribution(x, leaves, rows)
+            logp = self.policy.log_prob(dist, a, rows)
+            surr = clipped_surrogate(logp, logp_old[:, sel], adv[:, sel], cfg.clip)
+            ent = self.policy.entropy(dist, rows)
+            w = wm[:, sel]
+            loss = -((surr + cfg.entropy_coef * ent) * w).sum(0) / denom[sel]
+            with torch.no_grad():
+                log_ratio = logp - logp_old[:, sel]
+                sums.append(torch.stack([((log_ratio.exp() - 1.0 - log_ratio) * w).sum(),
+                                         (((log_ratio.exp() - 1).abs() > cfg.clip).float() * w).sum(),
+                                         (ent * w).sum(), loss.detach().sum()]))
+            return loss.sum()
+
+        if blocks is None:
+            self.pi_opt.zero_grad()
+            block_loss(None, None).backward()
+        else:
+            blocked_grad_(self.policy.row_params(), blocks, block_loss)
+        nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.max_grad_norm)
+        self.pi_opt.step()
+        kl, clipped, ent, loss = torch.stack(sums).sum(0)            # sums over agents and samples
+        count = wm.sum().clamp_min(1.0)
+        return {"kl": float(kl / count), "clipfrac": float(clipped / count), "entropy": float(ent / count),
+                "policy_loss": float(loss) / self.n}
 
     def real_batch(self, rollout: Rollout) -> dict[str, Any]:
         """Flattened tensors, advantages and critic targets of a real rollout."""

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from safenet.nets import AgentMLP
+from safenet.nets import BLOCK_FLOATS, AgentLinear, AgentMLP, agent_blocks, blocked_grad_
 from safenet.ppo import gather_neighbourhood
 
 
@@ -70,6 +70,9 @@ class EnvBuffer:
 class LocalModels(nn.Module):
     """The ``n`` localized models, batched. Inputs and outputs are normalised with buffer statistics."""
 
+    #: floats one activation of a block of agents may hold in a fit step (see :func:`safenet.nets.agent_blocks`)
+    block_floats: int = BLOCK_FLOATS
+
     def __init__(self, n: int, o: int, m: int, action_kind: str, action_dim: int, idx: np.ndarray,
                  mask: np.ndarray, obs_mask: np.ndarray, hidden: tuple[int, ...], shared: bool = False) -> None:
         super().__init__()
@@ -95,25 +98,44 @@ class LocalModels(nn.Module):
             return F.one_hot(actions.long(), self.action_dim).float()
         return actions.float()
 
+    def inputs(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """``[..., n, K·o + a]``: agent ``i``'s normalised neighbourhood states and its own action."""
+        x = (obs - self.obs_mean) / self.obs_std
+        return torch.cat([gather_neighbourhood(x, self.idx, self.mask), self.encode_action(actions)], dim=-1)
+
     def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Normalised outputs ``[..., n, o + 2 + m]``: residual, reward, done logit, costs."""
-        x = (obs - self.obs_mean) / self.obs_std
-        x = torch.cat([gather_neighbourhood(x, self.idx, self.mask), self.encode_action(actions)], dim=-1)
-        return self.net(x)
+        return self.net(self.inputs(obs, actions))
 
-    def loss(self, data: dict[str, torch.Tensor], reward_weight: float) -> torch.Tensor:
-        out = self(data["obs"], data["actions"])
+    def loss(self, data: dict[str, torch.Tensor], reward_weight: float, inputs: torch.Tensor | None = None,
+             rows: slice | None = None, params: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """Σ over agents of each agent's mean loss (the agents' models are independent). With ``rows``
+        and ``params`` (their parameter rows, :func:`safenet.nets.blocked_grad_`): the sum over those
+        agents only, from ``inputs`` (:meth:`inputs` of all agents)."""
+        sel = slice(None) if rows is None else rows
+        x = self.inputs(data["obs"], data["actions"]) if inputs is None else inputs
+        out = self.net(x if rows is None else x[:, rows], params)
         o, m = self.o, self.m
-        delta_t = (data["next_obs"] - data["obs"] - self.delta_mean) / self.delta_std
-        r_t = (data["reward"] - self.reward_mean) / self.reward_std
-        done_t = data["term"][:, None].expand(-1, self.n)
-        loss = (((out[..., :o] - delta_t) ** 2) * self.obs_mask).sum(-1) / self.obs_mask.sum(-1).clamp_min(1.0)
+        obs, obs_mask = data["obs"][:, sel], self.obs_mask[sel]
+        delta_t = (data["next_obs"][:, sel] - obs - self.delta_mean[sel]) / self.delta_std[sel]
+        r_t = (data["reward"][:, sel] - self.reward_mean[sel]) / self.reward_std[sel]
+        done_t = data["term"][:, None].expand(-1, out.shape[-2])
+        loss = (((out[..., :o] - delta_t) ** 2) * obs_mask).sum(-1) / obs_mask.sum(-1).clamp_min(1.0)
         loss = loss + reward_weight * (out[..., o] - r_t) ** 2
         loss = loss + F.binary_cross_entropy_with_logits(out[..., o + 1], done_t, reduction="none")
         if m:
-            c_t = (data["cost"] - self.cost_mean) / self.cost_std
+            c_t = (data["cost"][:, sel] - self.cost_mean[sel]) / self.cost_std[sel]
             loss = loss + ((out[..., o + 2:] - c_t) ** 2).mean(-1)
-        return loss.mean(0).sum()            # each agent's mean loss; agents' models are independent
+        return loss.mean(0).sum()
+
+    def agent_blocks(self, samples: int) -> list[slice] | None:
+        """Blocks of agents for a fit step on ``samples`` rows (None: one full-width pass)."""
+        linears = [m for m in self.net.net if isinstance(m, AgentLinear)]
+        if linears[0].shared:
+            return None
+        width = max(lin.in_features for lin in linears)                  # the input and every hidden layer
+        blocks = agent_blocks(self.n, samples, width, self.block_floats)
+        return blocks if len(blocks) > 1 else None
 
     @torch.no_grad()
     def predict(self, obs: torch.Tensor, actions: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -155,9 +177,20 @@ def fit(model: LocalModels, opt: torch.optim.Optimizer, buffer: EnvBuffer, steps
     losses = []
     for _ in range(steps):
         data = buffer.batch(rng.choice(train_rows, size=min(batch_size, len(train_rows)), replace=False), device)
-        loss = model.loss(data, reward_weight)
-        opt.zero_grad()
-        loss.backward()
+        blocks = model.agent_blocks(len(data["obs"]))
+        if blocks is None:
+            loss = model.loss(data, reward_weight)
+            opt.zero_grad()
+            loss.backward()
+        else:           # large n: block of agents by block, the same gradient with activations in cache
+            inputs, parts = model.inputs(data["obs"], data["actions"]), []
+
+            def block_loss(rows: slice, leaves: list[torch.Tensor]) -> torch.Tensor:
+                parts.append(model.loss(data, reward_weight, inputs, rows, leaves))
+                return parts[-1]
+
+            blocked_grad_(list(model.net.parameters()), blocks, block_loss)
+            loss = torch.stack(parts).sum()
         opt.step()
         losses.append(float(loss.detach()))
     errs = model.errors(buffer.batch(hold_rows[:20000], device))

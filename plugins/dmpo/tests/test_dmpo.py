@@ -423,3 +423,59 @@ def test_chunked_values_equal_the_whole_batch():
     algo.chunk_floats = 5 * 64 * 3                                          # 3 samples per chunk
     np.testing.assert_allclose(algo.values(c_in), whole, rtol=1e-6, atol=1e-6)
     assert whole.shape == (7, 2, 5, 1)
+
+
+def _trained_copy(algo_cls, spec, cfg, batch: dict[str, Any], block_floats: int):
+    torch.manual_seed(3)                        # the networks' initial weights come from torch's generator
+    algo = algo_cls(spec, cfg, seed=3)
+    algo.block_floats = block_floats
+    stats = algo.ppo_update(**batch)
+    return algo, stats
+
+
+@pytest.mark.parametrize("kind", ["discrete", "continuous"])
+def test_agent_blocks_give_the_whole_width_update(kind):
+    """The minibatch steps block by block of agents (large n) are the same update as one full-width pass:
+    same parameters after the epochs (per-agent losses, the global gradient clip, Adam), same statistics."""
+    if kind == "discrete":
+        game = make_cacc({"n_vehicles": 7}, num_envs=2, seed=0)
+        cfg = DPPOConfig(epochs=3, minibatches=2, hidden=(16,), target_kl=0.0, max_grad_norm=0.05)
+    else:
+        game = DriftLine(n=7, num_envs=2)
+        cfg = DPPOConfig(epochs=3, minibatches=2, hidden=(16,), target_kl=0.0, max_grad_norm=0.05,
+                         lagrange=LagrangeConfig(enabled=True))
+    base = DecentralizedPPO(game.spec, cfg, seed=3)
+    rollout = collect(game, base, 12)
+    batch = base.real_batch(rollout)
+    weight = np.random.default_rng(0).random(batch["adv"].shape) < 0.8     # dropped samples, as model steps have
+    batch["weight"] = weight.astype(np.float32)
+    whole, s_whole = _trained_copy(DecentralizedPPO, game.spec, cfg, batch, 2 ** 30)
+    blocked, s_blocked = _trained_copy(DecentralizedPPO, game.spec, cfg, batch, 12 * 16 * 3)   # blocks of 3 agents
+    assert whole.agent_blocks(12, 16) is None and len(blocked.agent_blocks(12, 16)) == 3
+    for a, b in zip(whole.state_dict()["policy"].values(), blocked.state_dict()["policy"].values()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    for a, b in zip(whole.critic.parameters(), blocked.critic.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    for key in ("kl", "clipfrac", "entropy", "policy_loss", "value_loss"):
+        assert s_blocked[key] == pytest.approx(s_whole[key], rel=1e-5, abs=1e-7), key
+
+
+@pytest.mark.parametrize("game_kind", ["discrete", "continuous"])
+def test_model_fit_by_agent_blocks_equals_the_whole_width_fit(game_kind):
+    """Model fit steps block of agents by block (large n) give the same models as full-width steps."""
+    game = (make_cacc({"n_vehicles": 7}, num_envs=2, seed=0) if game_kind == "discrete"
+            else DriftLine(n=7, num_envs=2))
+    cfg = small_dmpo_cfg(model_hidden=(16,))
+    fitted = []
+    for block_floats in (2 ** 30, 32 * 16 * 2):                     # one block; blocks of 2 agents
+        torch.manual_seed(0)
+        algo = DMPO(game.spec, cfg, seed=0)
+        algo.model.block_floats = block_floats
+        algo.store(collect(game, algo, 30))
+        out = fit(algo.model, algo.model_opt, algo.buffer, 5, 32, 1.0, np.random.default_rng(0))
+        fitted.append((algo.model, out["loss"]))
+    (whole, l_whole), (blocked, l_blocked) = fitted
+    assert whole.agent_blocks(32) is None and len(blocked.agent_blocks(32)) > 1
+    for a, b in zip(whole.parameters(), blocked.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert l_blocked == pytest.approx(l_whole, rel=1e-5)

@@ -38,6 +38,7 @@ from safenet.errors import ConfigError, IncompatibleError
 from safenet.game import GameSpec
 from safenet.graph import Graph
 from safenet.lagrange import LagrangeMultipliers
+from safenet.nets import BLOCK_FLOATS, agent_blocks, blocked_grad_
 from safenet.onpolicy import AgentGather, EpisodeCostTracker, neighbourhood_floats, neighbourhood_mean, normalize_per_agent
 from safenet.ppo import RunningMeanStd, clipped_surrogate, minibatches, value_loss
 from safenet.rollout import Rollout, gae
@@ -362,8 +363,19 @@ class PPOFamily(Algorithm):
         huber = cfg.huber_delta or None
         cmask = torch.as_tensor(self.cost_mask, dtype=torch.float32, device=self.dev)[:, None, :]
         losses, closses = [], []
+        blocks = self.critic_blocks(-(-src.shape[0] // cfg.minibatches))
         for _ in range(cfg.epochs):
             for mb in minibatches(src.shape[0], cfg.minibatches, self.critic_rng):
+                if blocks is not None:    # large n: block of agents by block, the same gradients in cache
+                    loss, closs = self.critic_grads_by_blocks(src, torch.as_tensor(mb, device=self.dev), target,
+                                                              ctarget, cmask, blocks)
+                    losses.append(loss)
+                    if closs is not None:
+                        closses.append(closs)
+                    self.critic_opt.step()
+                    if self.cost_opt is not None:
+                        self.cost_opt.step()
+                    continue
                 parts = self.sample_chunks(len(mb))
                 for part in parts:        # one part unless n is large: then the minibatch's gradient is accumulated
                     mb_t = torch.as_tensor(mb[part], device=self.dev)
@@ -386,6 +398,44 @@ class PPOFamily(Algorithm):
         if closses:
             out["train/loss_cost_value"] = float(torch.stack(closses).mean()) / max(1.0, float(self.cost_mask.sum()))
         return out
+
+    #: floats one activation of a block of agents may hold in a critic step (see :func:`safenet.nets.agent_blocks`)
+    block_floats: int = BLOCK_FLOATS
+
+    def critic_blocks(self, samples: int) -> list[slice] | None:
+        """Blocks of agents for a critic step on ``samples`` samples, or None: one full-width pass (small n,
+        dense first layers, shared networks)."""
+        if self.critic.dense or self.critic.members == 1:
+            return None
+        blocks = agent_blocks(self.n, samples, max(self.critic.in_features, *self.cfg.hidden), self.block_floats)
+        return blocks if len(blocks) > 1 else None
+
+    def critic_grads_by_blocks(self, src: torch.Tensor, mb_t: torch.Tensor, target: torch.Tensor,
+                               ctarget: torch.Tensor | None, cmask: torch.Tensor,
+                               blocks: list[slice]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The critics' (and cost critics') gradients of minibatch ``mb_t``, block of agents by block
+        (:func:`safenet.nets.blocked_grad_`): each agent's loss is its own, so the gradients are the
+        full-width ones. Returns the losses (summed over agents)."""
+        huber = self.cfg.huber_delta or None
+        x_mb = src.index_select(0, mb_t)
+        parts: list[torch.Tensor] = []
+        cparts: list[torch.Tensor] = []
+        nets = [self.critic] + ([self.cost_critic] if self.cost_critic is not None else [])
+
+        def block_loss(rows: slice, leaves: list[torch.Tensor]) -> torch.Tensor:
+            x = self.critic.share_input(x_mb, rows)
+            loss = value_loss(self.critic(x, leaves[0])[..., 0], target[rows].index_select(1, mb_t),
+                              huber_delta=huber).mean(1).sum()
+            parts.append(loss.detach())
+            if self.cost_critic is None:
+                return loss
+            closs = (value_loss(self.cost_critic(x, leaves[1]), ctarget[rows].index_select(1, mb_t),
+                                huber_delta=huber) * cmask[rows]).mean(1).sum()
+            cparts.append(closs.detach())
+            return loss + closs
+
+        blocked_grad_([net.flat for net in nets], blocks, block_loss)
+        return torch.stack(parts).sum(), torch.stack(cparts).sum() if cparts else None
 
     def plan(self) -> UpdatePlan | None:
         """This iteration's update plan (None: all agents at once, no correction factor; also with

@@ -154,15 +154,22 @@ CASES = {
 
 
 @pytest.mark.parametrize("game_kind", ["discrete", "continuous"])
-@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("case", list(CASES) + ["dec-mappo-l k=1, critics by agent blocks",
+                                                "mappo-l, critics by agent blocks"])
 def test_the_batched_update_equals_a_per_agent_reference(case, game_kind):
-    cls, make_cfg = CASES[case]
+    by_blocks = case.endswith("by agent blocks")
+    cls, make_cfg = CASES[case.split(",")[0]]
     if game_kind == "discrete":
         game = ToyLineGame(ToyConfig(n_agents=5, episode_length=6), num_envs=3, seed=0)   # line of 5: diameter 4
     else:
         game = ReachGame(ReachConfig(n_agents=5, episode_length=6), num_envs=3, seed=0)
     cfg = make_cfg(rollout_steps=8, epochs=2, minibatches=3, activation="relu", max_grad_norm=0.5)
     algo = cls(game.spec, cfg, seed=11)
+    if by_blocks:            # the large-n path: gathered critic inputs, critic steps block of agents by block
+        algo.block_floats = 8
+        for net in (algo.critic, algo.cost_critic):
+            net.dense = False
+        assert algo.critic_blocks(8) == [slice(i, i + 1) for i in range(5)]
     ref = Reference(algo)
     collector = Collector(game, seed=0)
     for _ in range(2):
